@@ -1,0 +1,25 @@
+# dicom-changefeed-bridge: slim image, non-root, config mounted at /etc/dicom-bridge.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin bridge
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bridge ./bridge
+COPY sinks ./sinks
+RUN pip install . && rm -rf /root/.cache
+
+# State (the SQLite offset store, file sinks) lives in a volume owned by the bridge user.
+RUN mkdir -p /var/lib/dicom-bridge /etc/dicom-bridge && chown bridge /var/lib/dicom-bridge
+WORKDIR /var/lib/dicom-bridge
+USER bridge
+VOLUME ["/var/lib/dicom-bridge"]
+
+# The image has no health probe yet: the metrics and health listener (http.listen) is
+# planned, and HEALTHCHECK will call its /readyz endpoint once it exists.
+ENTRYPOINT ["dicom-bridge"]
+CMD ["run", "-c", "/etc/dicom-bridge/config.yaml"]

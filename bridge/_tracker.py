@@ -1,0 +1,69 @@
+"""The contiguous low watermark of handled feed positions.
+
+Entries are delivered concurrently and acknowledged out of order, but a cursor may only
+move past an entry once it and everything before it was handled (delivered, dead-lettered,
+or filtered out). Every admitted position takes a slot in feed order; the watermark is the
+position of the last slot of the fully handled prefix. The number of open slots is bounded
+(`capacity`): admitting waits while the route is that far ahead of its oldest unhandled
+entry, which bounds memory by configuration rather than by backlog size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+
+class Slot:
+    __slots__ = ("done", "position")
+
+    def __init__(self, position: Any, done: bool) -> None:
+        self.position = position
+        self.done = done
+
+
+class AckTracker:
+    def __init__(self, position: Any, capacity: int) -> None:
+        self.watermark = position
+        self.handled = 0  # slots ever collected behind the watermark
+        self.capacity = max(1, capacity)
+        self.moved = asyncio.Event()
+        self._slots: deque[Slot] = deque()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    @property
+    def idle(self) -> bool:
+        """True when every admitted slot is handled."""
+        return not self._slots
+
+    async def admit(self, position: Any, *, done: bool = False) -> Slot:
+        """A slot for the next position in feed order; waits while the tracker is full."""
+        while len(self._slots) >= self.capacity:
+            self._room.clear()
+            await self._room.wait()
+        slot = Slot(position, done)
+        self._slots.append(slot)
+        if done:
+            self._collect()
+        return slot
+
+    def complete(self, slot: Slot) -> None:
+        slot.done = True
+        if self._slots and self._slots[0] is slot:
+            self._collect()
+
+    def _collect(self) -> None:
+        slots = self._slots
+        if not (slots and slots[0].done):
+            return
+        while slots and slots[0].done:
+            self.watermark = slots.popleft().position
+            self.handled += 1
+        self.moved.set()
+        if len(slots) < self.capacity:
+            self._room.set()

@@ -1,0 +1,218 @@
+"""Command line entry point `dicom-bridge` (DESIGN.md §4).
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or config error. Errors print as one line
+each on stderr; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+
+import orjson
+
+from bridge import __version__
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad invocation or config: exit 2; each line of the message is one problem."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dicom-bridge",
+        description="Forward the DICOM change feed to Kafka, Service Bus, webhooks and files, "
+        "at least once, with one durable cursor per sink.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text (default) or one JSON object per line",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run every route until stopped (SIGTERM/SIGINT)")
+    _config_option(run)
+    run.add_argument(
+        "--exit-when-caught-up",
+        action="store_true",
+        help="exit 0 once every route delivered and committed everything up to "
+        "the feed's latest entry",
+    )
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser(
+        "check", help="validate the config and probe the feed, offset store and sinks"
+    )
+    _config_option(check)
+    check.set_defaults(handler=_check)
+
+    offsets = commands.add_parser("offsets", help="show or move the routes' cursors")
+    actions = offsets.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="cursor, feed latest and lag per sink")
+    _config_option(show)
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_offsets_show)
+    move = actions.add_parser(
+        "set", help="move a cursor: the next entry delivered is the first after SEQUENCE"
+    )
+    _config_option(move)
+    move.add_argument("--sink", required=True, help="route (sink) name")
+    move.add_argument("--sequence", required=True, type=int, help="last sequence to skip")
+    move.set_defaults(handler=_offsets_set)
+    reset = actions.add_parser(
+        "reset", help="move a cursor to the beginning of the feed (or --to-latest)"
+    )
+    _config_option(reset)
+    reset.add_argument("--sink", required=True, help="route (sink) name")
+    reset.add_argument(
+        "--to-latest",
+        action="store_true",
+        help="skip everything up to the feed's latest entry instead",
+    )
+    reset.set_defaults(handler=_offsets_reset)
+
+    from bridge.simulator import cli as simulator_cli
+
+    simulate = commands.add_parser(
+        "simulate", help="serve the change-feed simulator (v1, v2, latest) with fault knobs"
+    )
+    simulator_cli.configure_parser(simulate)
+    simulate.set_defaults(handler=simulator_cli.run)
+
+    from bridge import demo
+
+    demo_parser = commands.add_parser(
+        "demo", help="start the simulator and run the bridge on config/quickstart.yaml"
+    )
+    demo.configure_parser(demo_parser)
+    demo_parser.set_defaults(handler=demo.run)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", required=True, type=Path, metavar="FILE", help="YAML config file"
+    )
+
+
+def load(path: Path):
+    from bridge.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    return asyncio.run(run_pipeline(config, exit_when_caught_up=args.exit_when_caught_up))
+
+
+async def run_pipeline(config, *, exit_when_caught_up: bool = False, progress: bool = True) -> int:
+    from bridge.pipeline import Pipeline
+    from bridge.progress import Progress
+
+    pipeline = Pipeline(config)
+    pipeline.install_signal_handlers()
+    display = None
+    if progress and Progress.wanted():
+        display = asyncio.create_task(Progress(pipeline.routes).run())
+    try:
+        return await pipeline.run(exit_when_caught_up=exit_when_caught_up)
+    finally:
+        if display is not None:
+            display.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await display
+        for route in pipeline.routes:
+            if route.failure:
+                print(f"dicom-bridge: sink {route.name} stopped: {route.failure}", file=sys.stderr)
+            if route.fatal:
+                print(f"dicom-bridge: error: {route.fatal}", file=sys.stderr)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from bridge.admin import check
+
+    probes = asyncio.run(check(load(args.config)))
+    for probe in probes:
+        print(f"{'ok  ' if probe.ok else 'FAIL'} {probe.component}: {probe.detail}")
+    return EXIT_OK if all(probe.ok for probe in probes) else EXIT_FAILURE
+
+
+def _offsets_show(args: argparse.Namespace) -> int:
+    from bridge.admin import as_dicts, offsets_show
+
+    rows, problem = asyncio.run(offsets_show(load(args.config)))
+    if args.json:
+        print(
+            orjson.dumps(
+                {"sinks": as_dicts(rows), "latest_error": problem}, option=orjson.OPT_INDENT_2
+            ).decode()
+        )
+        return EXIT_OK
+    print(f"{'SINK':<24} {'CURSOR':>12} {'LATEST':>12} {'LAG':>12}  UPDATED")
+    for row in rows:
+        print(
+            f"{row.sink:<24} {_number(row.sequence):>12} {_number(row.latest):>12} "
+            f"{_number(row.lag):>12}  {row.updated_at or '-'}"
+        )
+    if problem:
+        print(f"(feed latest unknown: {problem})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _offsets_set(args: argparse.Namespace) -> int:
+    from bridge.admin import offsets_set
+
+    print(asyncio.run(offsets_set(load(args.config), args.sink, args.sequence)))
+    return EXIT_OK
+
+
+def _offsets_reset(args: argparse.Namespace) -> int:
+    from bridge.admin import offsets_reset
+
+    print(asyncio.run(offsets_reset(load(args.config), args.sink, to_latest=args.to_latest)))
+    return EXIT_OK
+
+
+def _number(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from bridge.logs import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        for line in str(exc).splitlines():
+            print(f"dicom-bridge: config error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"dicom-bridge: error: {message}", file=sys.stderr)
+        return EXIT_FAILURE

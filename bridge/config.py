@@ -1,0 +1,347 @@
+"""The YAML config file (DESIGN.md §5): models, `${VAR}` expansion and loading.
+
+`load_config(path)` / `parse_config(text)` return a `BridgeConfig` or raise `ConfigError`
+with one `key.path: message` line per problem (`bridge.config_errors`).
+
+Environment references (`${VAR}`, `${VAR:-default}`; `$${` for a literal `${`) are expanded
+in string values after YAML parsing (`bridge.config_env`). YAML keys repeated in one mapping
+are errors (PyYAML would silently keep the last one).
+
+Relative paths in the config are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from bridge.blockingio import os_reason
+from bridge.config_env import expand_env
+from bridge.config_errors import ConfigError, format_path, line, validation_problems
+from bridge.config_types import Duration, RetryConfig, StrictModel, error_at, tagged_union
+from sinks import AnySinkConfig
+
+__all__ = [
+    "AzureAuth",
+    "BearerAuth",
+    "BridgeConfig",
+    "ConfigError",
+    "FeedConfig",
+    "HttpConfig",
+    "NoAuth",
+    "OffsetsConfig",
+    "SqliteOffsetsConfig",
+    "load_config",
+    "parse_config",
+]
+
+# --- feed -----------------------------------------------------------------------------
+
+
+class NoAuth(StrictModel):
+    """No authentication (e.g. the open-source DICOM server on a private network)."""
+
+    type: Literal["none"] = Field("none", description="Authentication type.")
+
+
+class BearerAuth(StrictModel):
+    """A static bearer token, given inline or read from a file."""
+
+    type: Literal["bearer"] = Field(description="Authentication type.")
+    token: SecretStr | None = Field(None, description="The token (use ${VAR}).")
+    token_file: Path | None = Field(
+        None, description="File holding the token, re-read on each use (rotated tokens)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> BearerAuth:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set either token or token_file, not both")
+        if self.token is None and self.token_file is None:
+            raise ValueError("token or token_file is required")
+        return self
+
+
+class AzureAuth(StrictModel):
+    """Microsoft Entra ID tokens. Without other fields: DefaultAzureCredential."""
+
+    type: Literal["azure"] = Field(description="Authentication type.")
+    tenant_id: str | None = Field(None, description="Directory (tenant) ID.")
+    client_id: str | None = Field(None, description="Application (client) ID.")
+    client_secret: SecretStr | None = Field(
+        None, description="Client secret of a service principal (needs tenant_id, client_id)."
+    )
+    managed_identity_client_id: str | None = Field(
+        None, description="Client ID of a user-assigned managed identity."
+    )
+    scope: str = Field(
+        "https://dicom.healthcareapis.azure.com/.default",
+        description="Token scope of the DICOM service.",
+    )
+
+    @model_validator(mode="after")
+    def _service_principal_complete(self) -> AzureAuth:
+        if self.client_secret is None:
+            return self
+        if not (self.tenant_id and self.client_id):
+            raise error_at("client_secret", message="requires tenant_id and client_id")
+        if self.managed_identity_client_id:
+            raise error_at(
+                "managed_identity_client_id", message="cannot be combined with client_secret"
+            )
+        return self
+
+
+AuthConfig = tagged_union([NoAuth, BearerAuth, AzureAuth])
+
+PAGE_SIZE_LIMITS = {"v1": 100, "v2": 200}
+_TRAILING_ROUTE = re.compile(r"v\d+(\.\d+)?(-prerelease)?|changefeed|latest", re.IGNORECASE)
+
+
+class FeedConfig(StrictModel):
+    """The DICOM service whose change feed is read."""
+
+    url: str = Field(
+        description="Base URL of the DICOM service, without a version segment (e.g. "
+        "https://myws-mydicom.dicom.azurehealthcareapis.com)."
+    )
+    api_version: Literal["v1", "v2"] = Field(
+        "v1", description="v1: sequence cursor; v2: closed time windows."
+    )
+    page_size: int = Field(
+        None,
+        validate_default=True,
+        description="Entries per request: v1 1..100 (default 100), v2 1..200 (default 200).",
+    )
+    include_metadata: bool = Field(
+        False,
+        description="Fetch each instance's DICOM metadata with its entry. Off by default: "
+        "thin events are cheaper and carry no PHI.",
+    )
+    poll_interval: Duration = Field(
+        "5s", validate_default=True, gt=0, description="Wait between polls once caught up."
+    )
+    safety_lag: Duration = Field(
+        "60s",
+        validate_default=True,
+        description="v2 only: read time windows only up to this long ago, so entries still "
+        "being committed are not skipped.",
+    )
+    prefetch: int = Field(4, ge=1, le=64, description="Pages (windows) fetched concurrently.")
+    timeout: Duration = Field("30s", validate_default=True, gt=0, description="HTTP timeout.")
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig, description="Backoff between retries of failed requests."
+    )
+    metadata_retries: int = Field(
+        3,
+        ge=1,
+        description="Attempts of a page failing with include_metadata before it is fetched "
+        "without metadata.",
+    )
+    auth: AuthConfig = Field(
+        default_factory=NoAuth, description="Authentication: none, bearer or azure."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"invalid URL {value!r} (expected http(s)://host[:port][/path])")
+        if parts.query or parts.fragment:
+            raise ValueError(f"invalid URL {value!r} (no query or fragment allowed)")
+        segments = parts.path.rstrip("/").split("/")
+        base = list(segments)
+        while base and _TRAILING_ROUTE.fullmatch(base[-1]):
+            base.pop()
+        if len(base) < len(segments):
+            extra = "/" + "/".join(segments[len(base) :])
+            suggestion = f"{parts.scheme}://{parts.netloc}{'/'.join(base)}"
+            raise ValueError(
+                f"must be the service's base URL, without {extra!r} (api_version selects "
+                f"the version): use {suggestion!r}"
+            )
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+    @field_validator("page_size", mode="before")
+    @classmethod
+    def _default_page_size(cls, value: Any, info: ValidationInfo) -> Any:
+        return PAGE_SIZE_LIMITS.get(info.data.get("api_version"), 100) if value is None else value
+
+    @field_validator("page_size")
+    @classmethod
+    def _page_size_in_range(cls, value: int, info: ValidationInfo) -> int:
+        version = info.data.get("api_version")
+        limit = PAGE_SIZE_LIMITS.get(version)
+        if limit and not 1 <= value <= limit:
+            raise ValueError(
+                f"must be between 1 and {limit} for api_version {version}, got {value}"
+            )
+        return value
+
+
+# --- offsets, http, top level ---------------------------------------------------------
+
+
+class _OffsetStoreConfig(StrictModel):
+    """Settings every offset store shares."""
+
+    commit_interval: Duration = Field(
+        "1s",
+        validate_default=True,
+        gt=0,
+        description="How often a route commits its cursor while delivering (also on "
+        "shutdown and when caught up). Longer means fewer writes and more duplicates after "
+        "a crash.",
+    )
+
+
+class SqliteOffsetsConfig(_OffsetStoreConfig):
+    """Cursors in an embedded sqlite file (WAL, fsync on each commit)."""
+
+    type: Literal["sqlite"] = Field("sqlite", description="Offset store type.")
+    path: Path = Field(Path("state/offsets.db"), description="Database file (directories created).")
+
+
+OffsetsConfig = tagged_union([SqliteOffsetsConfig], default="sqlite")
+
+
+class HttpConfig(StrictModel):
+    """The metrics and health listener."""
+
+    listen: str = Field(
+        "127.0.0.1:9464", description="host:port to listen on ([::1]:9464 for IPv6)."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _split_host_port(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return _split_host_port(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return _split_host_port(self.listen)[1]
+
+
+def _split_host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"invalid address {value!r} (use host:port, e.g. 127.0.0.1:9464)")
+    return host, int(port)
+
+
+class BridgeConfig(StrictModel):
+    """The whole config file."""
+
+    feed: FeedConfig = Field(description="The change feed to read.")
+    offsets: OffsetsConfig = Field(
+        default_factory=SqliteOffsetsConfig, description="Where each route's cursor is kept."
+    )
+    sinks: list[AnySinkConfig] = Field(
+        description="The routes: one sink each, with its own cursor, filter and retries."
+    )
+    http: HttpConfig | None = Field(
+        None, description="Metrics and health listener; off when absent."
+    )
+    drain_timeout: Duration = Field(
+        "10s",
+        validate_default=True,
+        description="On SIGTERM/SIGINT, how long in-flight events may take to be delivered "
+        "and committed before the bridge exits anyway (they are re-sent after a restart).",
+    )
+
+    @field_validator("sinks")
+    @classmethod
+    def _named_uniquely(cls, sinks: list[Any]) -> list[Any]:
+        if not sinks:
+            raise ValueError("at least one sink is required")
+        first: dict[str, int] = {}
+        for index, sink in enumerate(sinks):
+            if sink.name in first:
+                message = f"duplicate sink name {sink.name!r} (also sinks[{first[sink.name]}])"
+                raise error_at(index, "name", message=message)
+            first[sink.name] = index
+        return sinks
+
+
+# --- loading --------------------------------------------------------------------------
+
+
+def load_config(path: str | os.PathLike[str]) -> BridgeConfig:
+    """Read and validate a config file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([os_reason(exc, path)]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, source: str = "<string>") -> BridgeConfig:
+    """Validate config text; `source` names it in YAML syntax errors."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise ConfigError([f"{where}: {exc.problem or exc.context}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: {exc}"]) from None
+    data, problems = expand_env({} if data is None else data, os.environ)
+    try:
+        config = BridgeConfig.model_validate(data)
+    except ValidationError as exc:
+        # An unset variable's own key would fail again as ""; the first line says why.
+        unset = [format_path(path) for path, _ in problems]
+        problems += [
+            (path, message)
+            for path, message in validation_problems(exc, BridgeConfig)
+            if not any(_within(format_path(path), prefix) for prefix in unset)
+        ]
+    else:
+        if not problems:
+            return config
+    raise ConfigError(line(path, message) for path, message in problems)
+
+
+def _within(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith((f"{prefix}.", f"{prefix}["))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key repeated in one mapping instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # SafeLoader itself rejects unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

@@ -1,0 +1,123 @@
+"""Building blocks shared by the bridge's config models and every sink's config model.
+
+Kept apart from `bridge.config` so that `sinks/` can use them without importing the
+top-level config (which imports the sink registry): no import cycle.
+
+Conventions every config model follows (the docs are generated from the models, so the
+spec is declared once, as in Redpanda Connect):
+- subclass `StrictModel` (unknown keys are errors, inputs are never echoed by pydantic);
+- every field has a `description` and, where one makes sense, a default;
+- durations use `Duration` with a human default (`Field("5s", validate_default=True)`);
+- secrets use `pydantic.SecretStr`, and validators of secret fields never put the value
+  in their error message;
+- a validator that must blame another field than its own raises `error_at(...)`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, Union, get_args
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+LOCATED_ERROR = "located"
+"""Error type of `error_at`: its context carries the sub-path (`at`) the message is about."""
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, inputs stay out of messages."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+def error_at(*at: str | int, message: str) -> PydanticCustomError:
+    """An error about `at` (a path relative to the validated model), e.g. ('max',).
+
+    pydantic places a validator's error at the validated object; config errors must name
+    the offending key (`sinks[2].name`), which `bridge.config_errors` appends from `at`.
+    """
+    return PydanticCustomError(LOCATED_ERROR, "{message}", {"at": at, "message": message})
+
+
+_DURATION = re.compile(r"(?P<number>-?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>ms|s|m|h)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+DURATION_HINT = "use e.g. 250ms, 5s, 2m"
+
+
+def parse_duration(value: Any) -> float:
+    """`250ms`, `5s`, `2m`, `1h` or a bare number of seconds → float seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"invalid duration {_show(value)} ({DURATION_HINT})")
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"invalid duration {_show(value)} ({DURATION_HINT})")
+        seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"]]
+    else:
+        seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {_show(value)} ({DURATION_HINT})")
+    if seconds < 0:
+        raise ValueError(f"invalid duration {_show(value)} (must not be negative)")
+    return seconds
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written `250ms`, `5s`, `2m`, `1h` or as a bare number of seconds."""
+
+
+class RetryConfig(StrictModel):
+    """Exponential backoff with jitter between attempts after a transient failure."""
+
+    initial: Duration = Field(
+        "200ms", validate_default=True, gt=0, description="Delay before the first retry."
+    )
+    max: Duration = Field(
+        "30s", validate_default=True, gt=0, description="Upper bound of the growing delay."
+    )
+
+    @model_validator(mode="after")
+    def _max_not_below_initial(self) -> RetryConfig:
+        if self.max < self.initial:
+            raise error_at("max", message=f"must not be less than initial ({self.initial:g}s)")
+        return self
+
+
+def tagged_union(models: Sequence[type[BaseModel]], *, default: str | None = None) -> Any:
+    """A union of config models told apart by their `type: Literal[...]` field.
+
+    `default` is the tag assumed when a mapping has no `type` key. A callable discriminator
+    (rather than `Field(discriminator=...)`) also accepts a single member, so a union can
+    start with one type (offset stores) and grow.
+    """
+
+    def tag_of(value: Any) -> str | None:
+        if isinstance(value, dict):
+            tag = value.get("type", default)
+        else:
+            tag = getattr(value, "type", None)
+        return tag if tag is None or isinstance(tag, str) else repr(tag)
+
+    members = tuple(Annotated[model, Tag(tag_of_model(model))] for model in models)
+    return Annotated[Union[members], Discriminator(tag_of)]  # noqa: UP007 (built at runtime)
+
+
+def tag_of_model(model: type[BaseModel]) -> str:
+    """The value of `model`'s `type: Literal["..."]` field."""
+    (tag,) = get_args(model.model_fields["type"].annotation)
+    return tag

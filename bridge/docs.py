@@ -1,0 +1,129 @@
+"""The README's config reference, generated from the config models (each component declares
+its settings once; docs and validation both come from that declaration).
+
+    python -m bridge.docs            # print the reference
+    python -m bridge.docs --write    # refresh it in README.md between the markers
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import types
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+from pydantic_core import PydanticUndefined
+
+from bridge.config import (
+    AzureAuth,
+    BearerAuth,
+    BridgeConfig,
+    FeedConfig,
+    HttpConfig,
+    NoAuth,
+    SqliteOffsetsConfig,
+)
+from sinks import SinkConfig, config_models
+from sinks._config import FilterConfig
+
+START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+_ROUTE_FIELDS = set(SinkConfig.model_fields) - {"type"}
+
+SECTIONS: list[tuple[str, type[BaseModel], set[str]]] = [
+    ("Top level", BridgeConfig, set()),
+    ("`feed`", FeedConfig, set()),
+    ("`feed.auth` with `type: none`", NoAuth, set()),
+    ("`feed.auth` with `type: bearer`", BearerAuth, set()),
+    ("`feed.auth` with `type: azure`", AzureAuth, set()),
+    ("`offsets` with `type: sqlite`", SqliteOffsetsConfig, set()),
+    ("`http`", HttpConfig, set()),
+    ("Every sink (route settings)", SinkConfig, {"type"}),
+    ("`filter` (of a sink)", FilterConfig, set()),
+]
+
+
+def reference() -> str:
+    parts = []
+    sections = SECTIONS + [
+        (f"Sink `type: {name}`", model, _ROUTE_FIELDS) for name, model in config_models().items()
+    ]
+    for title, model, skip in sections:
+        parts.append(f"#### {title}\n\n{_doc(model)}\n\n{_table(model, skip)}\n")
+    return "\n".join(parts)
+
+
+def _doc(model: type[BaseModel]) -> str:
+    return " ".join((model.__doc__ or "").split())
+
+
+def _table(model: type[BaseModel], skip: set[str]) -> str:
+    rows = ["| key | type | default | description |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        description = (field.description or "").replace("|", "/").replace("<", "&lt;")
+        rows.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {description} |")
+    return "\n".join(rows)
+
+
+def _default(field) -> str:
+    if field.is_required():
+        return "required"
+    if field.default_factory is list:
+        return "`[]`"
+    if field.default_factory is not None:
+        return "its defaults"
+    value = field.default
+    if value is None or value is PydanticUndefined:
+        return "-"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+def _type(annotation) -> str:
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is typing.Annotated:
+        return _type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_type(a) for a in args))
+    if origin is typing.Literal:
+        return " / ".join(f"`{a}`" for a in args)
+    if origin is list:
+        return f"list of {_type(args[0])}"
+    if annotation is SecretStr:
+        return "secret"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    name = getattr(annotation, "__name__", str(annotation))
+    return {
+        "str": "string",
+        "int": "integer",
+        "float": "duration",
+        "bool": "boolean",
+        "Path": "path",
+        "ByteSize": "size",
+    }.get(name, name)
+
+
+def refresh(readme: Path) -> bool:
+    """Rewrite the generated section of `readme`; True if it changed."""
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+    updated = pattern.sub(lambda _: f"{START}\n\n{reference()}\n{END}", text)
+    readme.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="refresh README.md in place")
+    options = parser.parse_args()
+    if options.write:
+        refresh(Path("README.md"))
+    else:
+        sys.stdout.write(reference())

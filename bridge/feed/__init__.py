@@ -1,0 +1,55 @@
+"""Client for the DICOM change feed (v1 sequence cursor, v2 time windows, latest).
+
+`FeedClient` does HTTP (retries, auth, parsing, fallbacks); `FeedSource` shares its reads
+between routes; `SequenceReader` (v1) and `TimeWindowReader` (v2) turn a stored position
+into an endless stream of `Page`s.
+"""
+
+from bridge.feed._auth import (
+    AZURE_DICOM_SCOPE,
+    AuthProvider,
+    AzureAuth,
+    NoAuth,
+    StaticBearer,
+    TokenFile,
+    azure_credential,
+)
+from bridge.feed._client import METADATA_UNAVAILABLE, FeedClient, MalformedPage, parse_page
+from bridge.feed._entry import DEFAULT_PARTITION, Entry, parse_entry
+from bridge.feed._errors import FeedError, FeedRequestError, FeedResetError
+from bridge.feed._page import Page
+from bridge.feed._sequence import SequenceReader
+from bridge.feed._source import FeedSource
+from bridge.feed._timestamps import from_ticks, now_ticks, to_ticks
+from bridge.feed._timewindow import TimePosition, TimeWindowReader
+
+Reader = SequenceReader | TimeWindowReader
+
+__all__ = [
+    "AZURE_DICOM_SCOPE",
+    "DEFAULT_PARTITION",
+    "METADATA_UNAVAILABLE",
+    "AuthProvider",
+    "AzureAuth",
+    "Entry",
+    "FeedClient",
+    "FeedError",
+    "FeedRequestError",
+    "FeedResetError",
+    "FeedSource",
+    "MalformedPage",
+    "NoAuth",
+    "Page",
+    "Reader",
+    "SequenceReader",
+    "StaticBearer",
+    "TimePosition",
+    "TimeWindowReader",
+    "TokenFile",
+    "azure_credential",
+    "from_ticks",
+    "now_ticks",
+    "parse_entry",
+    "parse_page",
+    "to_ticks",
+]

@@ -1,0 +1,149 @@
+"""How the feed client authenticates: nothing, a bearer token, or Microsoft Entra ID.
+
+A provider returns the `Authorization` header value for the next request and, after a 401,
+says whether a fresh token might help (a rotated token file, an expired Entra token), so
+the client retries once instead of failing the route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Protocol
+
+AZURE_DICOM_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
+#: Entra tokens are renewed this long before they expire.
+REFRESH_MARGIN = 300.0
+
+
+class AuthProvider(Protocol):
+    async def header(self) -> str | None: ...
+
+    async def refresh(self) -> bool:
+        """Called after a 401: True if a new credential was obtained and a retry may help."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class NoAuth:
+    async def header(self) -> str | None:
+        return None
+
+    async def refresh(self) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None
+
+
+class StaticBearer:
+    def __init__(self, token: str) -> None:
+        self._value = f"Bearer {token}"
+
+    def __repr__(self) -> str:
+        return "StaticBearer(token=**********)"
+
+    async def header(self) -> str | None:
+        return self._value
+
+    async def refresh(self) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None
+
+
+class TokenFile:
+    """A token kept in a file by someone else (a sidecar, a mounted secret) and re-read
+    whenever the file changes, so rotation needs no restart."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._value: str | None = None
+
+    def __repr__(self) -> str:
+        return f"TokenFile(path={str(self.path)!r})"
+
+    async def header(self) -> str | None:
+        self._reload()
+        return self._value
+
+    async def refresh(self) -> bool:
+        before = self._value
+        self._reload()
+        return self._value != before
+
+    async def close(self) -> None:
+        return None
+
+    def _reload(self) -> None:
+        try:
+            stat = self.path.stat()
+        except OSError as exc:
+            raise OSError(f"cannot read token file {self.path}: {exc.strerror}") from None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            token = self.path.read_text(encoding="utf-8").strip()
+            self._value = f"Bearer {token}" if token else None
+            self._stamp = stamp
+
+
+class AzureAuth:
+    """Microsoft Entra ID tokens from an azure-identity async credential, cached and renewed
+    `REFRESH_MARGIN` seconds before expiry."""
+
+    def __init__(self, credential, scope: str = AZURE_DICOM_SCOPE) -> None:
+        self._credential = credential
+        self._scope = scope
+        self._value: str | None = None
+        self._expires_on = 0.0
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"AzureAuth(scope={self._scope!r})"
+
+    async def header(self) -> str | None:
+        if self._value is None or time.time() > self._expires_on - REFRESH_MARGIN:
+            await self._renew(force=False)
+        return self._value
+
+    async def refresh(self) -> bool:
+        await self._renew(force=True)
+        return True
+
+    async def close(self) -> None:
+        await self._credential.close()
+
+    async def _renew(self, *, force: bool) -> None:
+        async with self._lock:
+            if not force and self._value and time.time() <= self._expires_on - REFRESH_MARGIN:
+                return
+            token = await self._credential.get_token(self._scope)
+            self._value = f"Bearer {token.token}"
+            self._expires_on = float(token.expires_on)
+
+
+def azure_credential(
+    *,
+    tenant_id: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    managed_identity_client_id: str | None = None,
+):
+    """The azure-identity async credential for the configured options (imported lazily: it
+    is heavy and only Azure users need it)."""
+    from azure.identity import aio
+
+    if client_secret:
+        if not (tenant_id and client_id):
+            raise ValueError("an Azure client secret needs tenant_id and client_id")
+        return aio.ClientSecretCredential(tenant_id, client_id, client_secret)
+    if managed_identity_client_id:
+        return aio.ManagedIdentityCredential(client_id=managed_identity_client_id)
+    return aio.DefaultAzureCredential(
+        managed_identity_client_id=client_id, **({"tenant_id": tenant_id} if tenant_id else {})
+    )

@@ -1,0 +1,146 @@
+"""Change-feed entries: tolerant parsing that keeps the entry exactly as served.
+
+The server writes camelCase names and PascalCase enum values, the docs show other casings,
+so names and enum values are matched case-insensitively. The parsed JSON object is kept
+as `raw` and forwarded untouched (unknown fields included); only the few fields the bridge
+needs are read out of it. An entry that cannot be understood is not dropped: it becomes a
+"poison" entry (`problem` set) that routes send to their dead-letter target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_PARTITION = "Microsoft.Default"
+
+ACTIONS = {"create": "Create", "update": "Update", "delete": "Delete"}
+STATES = {"current": "Current", "replaced": "Replaced", "deleted": "Deleted"}
+
+_NAMES = (
+    "sequence",
+    "partitionName",
+    "studyInstanceUid",
+    "seriesInstanceUid",
+    "sopInstanceUid",
+    "action",
+    "timestamp",
+    "state",
+)
+_BY_LOWER = {name.lower(): name for name in _NAMES}
+
+
+class Entry:
+    """One change-feed row. `raw` is the JSON object as served; the rest is read from it.
+
+    `position` is set by the reader: the cursor value that means "this entry and everything
+    before it was handled" (a sequence in v1, a (timestamp, sequence) pair in v2).
+    """
+
+    __slots__ = (
+        "action",
+        "flags",
+        "partition",
+        "position",
+        "problem",
+        "raw",
+        "sequence",
+        "series",
+        "sop",
+        "state",
+        "study",
+        "timestamp",
+    )
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.problem: str | None = None
+        self.flags: tuple[str, ...] = ()
+        self.position: Any = None
+        self.sequence: int | None = None
+        self.partition = DEFAULT_PARTITION
+        self.study = self.series = self.sop = ""
+        self.action = ""
+        self.state: str | None = None
+        self.timestamp = ""
+
+    def __repr__(self) -> str:
+        if self.problem:
+            return f"Entry(sequence={self.sequence}, problem={self.problem!r})"
+        return f"Entry(sequence={self.sequence}, action={self.action}, state={self.state})"
+
+    @property
+    def poison(self) -> bool:
+        return self.problem is not None
+
+
+def parse_entry(obj: Any) -> Entry:
+    """Read the bridge's fields out of one JSON value; never raises."""
+    entry = Entry(obj)
+    if not isinstance(obj, dict):
+        entry.problem = f"entry is a JSON {type(obj).__name__}, not an object"
+        return entry
+    fields = obj if _has_canonical_names(obj) else _canonical_view(obj)
+
+    sequence = fields.get("sequence")
+    if type(sequence) is int and sequence > 0:
+        entry.sequence = sequence
+    else:
+        entry.problem = f"invalid or missing sequence: {_excerpt(sequence)}"
+        return entry
+
+    partition = fields.get("partitionName")
+    if partition is not None:
+        if not isinstance(partition, str) or not partition:
+            return _poison(entry, "partitionName", partition)
+        entry.partition = partition
+
+    for attr, name in (
+        ("study", "studyInstanceUid"),
+        ("series", "seriesInstanceUid"),
+        ("sop", "sopInstanceUid"),
+    ):
+        value = fields.get(name)
+        if not isinstance(value, str) or not value:
+            return _poison(entry, name, value)
+        setattr(entry, attr, value)
+
+    action = fields.get("action")
+    if not isinstance(action, str) or not action:
+        return _poison(entry, "action", action)
+    entry.action = ACTIONS.get(action.lower(), action)
+
+    timestamp = fields.get("timestamp")
+    if not isinstance(timestamp, str) or not timestamp:
+        return _poison(entry, "timestamp", timestamp)
+    entry.timestamp = timestamp
+
+    state = fields.get("state")
+    if state is not None:
+        if not isinstance(state, str):
+            return _poison(entry, "state", state)
+        entry.state = STATES.get(state.lower(), state)
+    return entry
+
+
+def _has_canonical_names(obj: dict) -> bool:
+    # Fast path: the real server's camelCase names.
+    return "sequence" in obj and "sopInstanceUid" in obj and "action" in obj
+
+
+def _canonical_view(obj: dict) -> dict:
+    view: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = _BY_LOWER.get(key.lower()) if isinstance(key, str) else None
+        if name is not None:
+            view.setdefault(name, value)
+    return view
+
+
+def _poison(entry: Entry, name: str, value: Any) -> Entry:
+    entry.problem = f"invalid or missing {name}: {_excerpt(value)}"
+    return entry
+
+
+def _excerpt(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

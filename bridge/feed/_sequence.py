@@ -1,0 +1,123 @@
+"""v1 reading: a sequence cursor over fixed windows, fetched ahead concurrently.
+
+In v1, `offset` is an exclusive sequence number and `limit` the width of a sequence window:
+a page holds the rows in (offset, offset+limit], possibly none even when later rows exist
+(a gap wider than a page). Every window up to the latest sequence is therefore known in
+advance; the reader fetches up to `prefetch` of them at once and yields them in order, so
+catching up is bound by throughput, not by the service's round-trip time.
+
+A window entirely at or below `latest` is final (the server's range locks make a read block
+until rows in range commit), so the cursor moves to the window's end even when it was empty.
+The window holding `latest` only moves the cursor to its last entry.
+
+A cursor ahead of `latest` means the service was reset or restored: the reader raises
+`FeedResetError` instead of skipping forward forever (DICOMcast's failure mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+
+from bridge.feed._entry import Entry
+from bridge.feed._errors import FeedResetError
+from bridge.feed._page import Page
+from bridge.feed._source import FeedSource
+
+#: A latest answer this recent is shared between routes polling together.
+LATEST_MAX_AGE = 0.05
+
+
+class SequenceReader:
+    def __init__(self, source: FeedSource, *, prefetch: int = 4, poll_interval: float = 5.0):
+        self.source = source
+        self.prefetch = max(1, prefetch)
+        self.poll_interval = poll_interval
+
+    @staticmethod
+    def encode(position: int) -> tuple[str, int]:
+        return str(position), position
+
+    @staticmethod
+    def decode(text: str) -> int:
+        position = int(text)
+        if position < 0:
+            raise ValueError("a v1 cursor is a sequence number >= 0")
+        return position
+
+    initial = 0
+
+    async def pages(self, cursor: int) -> AsyncIterator[Page]:
+        size = self.source.page_size
+        latest = await self._latest(cursor)
+        while True:
+            if cursor >= latest:
+                yield Page([], cursor, True, latest)
+                await asyncio.sleep(self.poll_interval)
+                latest = await self._latest(cursor)
+                continue
+            started_at = cursor
+            last_index = (latest - 1) // size
+            windows: deque[tuple[int, asyncio.Future]] = deque()
+            next_index = cursor // size
+            try:
+                while windows or next_index <= last_index:
+                    while next_index <= last_index and len(windows) < self.prefetch:
+                        complete = (next_index + 1) * size <= latest
+                        fetch = self.source.sequence_window(next_index, complete=complete)
+                        windows.append((next_index, asyncio.ensure_future(fetch)))
+                        next_index += 1
+                    index, fetching = windows[0]
+                    rows = await fetching
+                    windows.popleft()
+                    entries = _after(rows, cursor, index * size)
+                    end = (index + 1) * size
+                    if end <= latest:
+                        cursor = end
+                    elif entries:
+                        cursor = max(cursor, max(e.position for e in entries))
+                    yield Page(entries, cursor, cursor >= latest, latest)
+            finally:
+                for _, fetching in windows:
+                    fetching.cancel()
+            latest = await self._latest(cursor)
+            if cursor == started_at:
+                # `latest` names a row its window did not return: do not spin on it.
+                await asyncio.sleep(self.poll_interval)
+
+    async def _latest(self, cursor: int) -> int:
+        latest = await self._latest_sequence(LATEST_MAX_AGE)
+        if cursor > latest:
+            latest = await self._latest_sequence(0.0)  # confirm before declaring a reset
+            if cursor > latest:
+                raise FeedResetError(
+                    f"the cursor (sequence {cursor}) is ahead of the feed's latest sequence "
+                    f"({latest}): the DICOM service was reset or restored. Check the service, "
+                    "then move the cursor with `dicom-bridge offsets set` or `offsets reset`"
+                )
+        return latest
+
+    async def _latest_sequence(self, max_age: float) -> int:
+        entry = await self.source.latest(max_age)
+        return entry.sequence or 0 if entry is not None else 0
+
+
+def _after(rows: list[Entry], cursor: int, window_start: int) -> list[Entry]:
+    """The rows of a window past the cursor, each with its position set. A poison row
+    without a sequence sits at the position of the row before it, and is kept unless the
+    next row with a sequence is at or before the cursor (then it was handled already)."""
+    kept: list[Entry] = []
+    unsequenced: list[Entry] = []
+    previous = window_start
+    for row in rows:
+        if row.sequence is None:
+            row.position = previous
+            unsequenced.append(row)
+            continue
+        row.position = previous = row.sequence
+        if row.sequence > cursor:
+            kept += unsequenced
+            kept.append(row)
+        unsequenced = []
+    return kept + unsequenced

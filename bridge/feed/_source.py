@@ -1,0 +1,101 @@
+"""One shared reader of a feed for every route: single-flight requests and a small cache.
+
+Routes at the same position ask for the same v1 window (windows are aligned to multiples of
+the page size) or the same latest entry at about the same time; the first request goes to
+the service and the others wait for its answer. Complete v1 windows (entirely at or below
+the latest sequence, hence final) are kept in a small LRU so a route trailing another by a
+few pages does not fetch them again. N sinks therefore do not multiply the load on the DICOM
+service in the common case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bridge.feed._client import FeedClient
+from bridge.feed._entry import Entry
+
+
+class FeedSource:
+    def __init__(
+        self,
+        client: FeedClient,
+        *,
+        page_size: int,
+        include_metadata: bool,
+        cache_windows: int = 64,
+    ) -> None:
+        self.client = client
+        self.page_size = page_size
+        self.include_metadata = include_metadata
+        self._cache: OrderedDict[int, list[Entry]] = OrderedDict()
+        self._cache_windows = cache_windows
+        self._inflight: dict[Any, asyncio.Task] = {}
+        self._latest: tuple[float, Entry | None] | None = None
+
+    @property
+    def api_version(self) -> str:
+        return self.client.api_version
+
+    async def latest(self, max_age: float = 0.0) -> Entry | None:
+        """The feed's latest entry, reusing an answer younger than `max_age` seconds."""
+        if self._latest is not None and time.monotonic() - self._latest[0] <= max_age:
+            return self._latest[1]
+        started = time.monotonic()
+        entry = await self._shared(("latest",), self.client.latest)
+        if self._latest is None or self._latest[0] < started:
+            self._latest = (started, entry)
+        return entry
+
+    async def sequence_window(self, index: int, *, complete: bool) -> list[Entry]:
+        """v1 window number `index`: sequences in (index*L, (index+1)*L]. `complete` says the
+        window lies at or below the latest sequence, so its rows are final and cacheable."""
+        cached = self._cache.get(index)
+        if cached is not None:
+            self._cache.move_to_end(index)
+            return cached
+        offset = index * self.page_size
+        entries = await self._shared(
+            ("v1", index),
+            lambda: self.client.sequence_window(offset, self.page_size, self.include_metadata),
+        )
+        if complete:
+            self._cache[index] = entries
+            self._cache.move_to_end(index)
+            while len(self._cache) > self._cache_windows:
+                self._cache.popitem(last=False)
+        return entries
+
+    async def time_window(self, start: str | None, end: str, offset: int) -> list[Entry]:
+        """v2 rows of [start, end) from `offset`, one request for concurrent identical asks."""
+        return await self._shared(
+            ("v2", start, end, offset),
+            lambda: self.client.time_window(
+                start, end, offset, self.page_size, self.include_metadata
+            ),
+        )
+
+    async def close(self) -> None:
+        for task in self._inflight.values():
+            task.cancel()
+        self._inflight.clear()
+        await self.client.close()
+
+    async def _shared(self, key: Any, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(fetch())
+            self._inflight[key] = task
+            task.add_done_callback(lambda done, key=key: self._forget(key, done))
+        # A waiter giving up (its route stopping) must not cancel the others' request.
+        return await asyncio.shield(task)
+
+    def _forget(self, key: Any, task: asyncio.Task) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here; waiters re-raise it themselves

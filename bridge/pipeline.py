@@ -1,0 +1,171 @@
+"""The running bridge: one shared feed source, one route per sink, a graceful shutdown.
+
+Routes are independent (each its own cursor, queue and retries), so a slow or failing sink
+never holds the others back; they share the feed's reads so N sinks do not multiply the load
+on the DICOM service. Shutdown stops reading, lets admitted entries finish within
+`drain_timeout`, commits what was delivered and closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from bridge.backoff import Backoff
+from bridge.config import BridgeConfig, FeedConfig
+from bridge.envelope import Formatter
+from bridge.feed import (
+    AuthProvider,
+    AzureAuth,
+    FeedClient,
+    FeedSource,
+    NoAuth,
+    Reader,
+    SequenceReader,
+    StaticBearer,
+    TimeWindowReader,
+    TokenFile,
+    azure_credential,
+)
+from bridge.offsets import OffsetStore, open_store
+from bridge.route import Route, RouteFailed
+from sinks import create_sink
+
+log = logging.getLogger("bridge.pipeline")
+
+
+class Pipeline:
+    def __init__(self, config: BridgeConfig, *, store: OffsetStore | None = None) -> None:
+        self.config = config
+        self.source = FeedSource(
+            feed_client(config.feed),
+            page_size=config.feed.page_size,
+            include_metadata=config.feed.include_metadata,
+        )
+        self.store = store or open_store(config.offsets)
+        self.feed_key = feed_key(config.feed.url)
+        self._changed = asyncio.Event()
+        self._stopping = False
+        self._force = asyncio.Event()
+        self.routes = [self._route(sink_config) for sink_config in config.sinks]
+
+    def _route(self, sink_config) -> Route:
+        dead_letter = None
+        if sink_config.dead_letter is not None:
+            dead_letter = create_sink(
+                sink_config.dead_letter, name=f"{sink_config.name}.dead_letter"
+            )
+        return Route(
+            name=sink_config.name,
+            config=sink_config,
+            sink=create_sink(sink_config),
+            dead_letter=dead_letter,
+            reader=feed_reader(self.config.feed, self.source),
+            formatter=Formatter(self.config.feed.url, sink_config.format),
+            store=self.store,
+            feed_key=self.feed_key,
+            commit_interval=self.config.offsets.commit_interval,
+            on_change=self._changed.set,
+        )
+
+    def request_stop(self) -> None:
+        """First call: stop reading and drain. Second call: stop draining now."""
+        if self._stopping:
+            self._force.set()
+        self._stopping = True
+        self._changed.set()
+
+    async def run(self, *, exit_when_caught_up: bool = False) -> int:
+        """Run until stopped (or, with `exit_when_caught_up`, until every route delivered
+        and committed everything up to the feed's latest entry). Returns the exit code."""
+        try:
+            for route in self.routes:
+                try:
+                    await route.start()
+                except RouteFailed as exc:
+                    route.failure = str(exc)
+                    log.error("%s", exc)
+            while not self._done(exit_when_caught_up):
+                self._changed.clear()
+                await self._changed.wait()
+        finally:
+            await self._shutdown()
+        return self.exit_code
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if all(route.running for route in self.routes) else 1
+
+    def _done(self, exit_when_caught_up: bool) -> bool:
+        if self._stopping or any(route.fatal for route in self.routes):
+            return True
+        live = [route for route in self.routes if route.running]
+        if not live:
+            return True
+        return exit_when_caught_up and all(route.caught_up for route in live)
+
+    async def _shutdown(self) -> None:
+        for route in self.routes:
+            route.stop_intake()
+        draining = asyncio.gather(
+            *(route.drain(self.config.drain_timeout) for route in self.routes if route.running)
+        )
+        forced = asyncio.ensure_future(self._force.wait())
+        await asyncio.wait([draining, forced], return_when=asyncio.FIRST_COMPLETED)
+        for pending in (draining, forced):
+            pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await draining
+        await asyncio.gather(*(route.close() for route in self.routes))
+        await self.source.close()
+        await self.store.close()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+
+
+def feed_key(url: str) -> str:
+    """The offset store's key for a feed: its base URL, normalised."""
+    return url.rstrip("/")
+
+
+def feed_client(feed: FeedConfig) -> FeedClient:
+    return FeedClient(
+        feed.url,
+        feed.api_version,
+        auth=auth_provider(feed),
+        timeout=feed.timeout,
+        backoff=Backoff(feed.retry.initial, feed.retry.max),
+        fallback_after=feed.metadata_retries,
+        max_connections=max(8, feed.prefetch * 4),
+    )
+
+
+def feed_reader(feed: FeedConfig, source: FeedSource) -> Reader:
+    if feed.api_version == "v2":
+        return TimeWindowReader(
+            source, poll_interval=feed.poll_interval, safety_lag=feed.safety_lag
+        )
+    return SequenceReader(source, prefetch=feed.prefetch, poll_interval=feed.poll_interval)
+
+
+def auth_provider(feed: FeedConfig) -> AuthProvider:
+    auth = feed.auth
+    if auth.type == "bearer":
+        if auth.token_file is not None:
+            return TokenFile(auth.token_file)
+        return StaticBearer(auth.token.get_secret_value())
+    if auth.type == "azure":
+        secret = auth.client_secret.get_secret_value() if auth.client_secret else None
+        credential = azure_credential(
+            tenant_id=auth.tenant_id,
+            client_id=auth.client_id,
+            client_secret=secret,
+            managed_identity_client_id=auth.managed_identity_client_id,
+        )
+        return AzureAuth(credential, auth.scope)
+    return NoAuth()

@@ -1,0 +1,396 @@
+"""A route: the feed, one sink, its own durable cursor.
+
+The producer reads pages from the route's reader, filters and formats entries, and admits
+each into the ack tracker (which bounds how far ahead it may run). The dispatcher hands
+batches to up to `max_in_flight` concurrent deliveries; no study is in two batches at once.
+A delivery retries transient failures with backoff until they succeed, sends permanent
+failures and poison entries to the dead-letter target, and marks each entry handled. The
+committer stores the tracker's watermark on an interval, on catch-up and on shutdown.
+
+A route failure (a sink refusing our credentials, the feed refusing the request, a reset
+feed) stops this route only, with its cursor at the last entry handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge._dispatch import KeyedQueue
+from bridge._tracker import AckTracker, Slot
+from bridge.backoff import Backoff
+from bridge.envelope import Event, Formatter
+from bridge.feed import Entry, FeedError, Reader
+from bridge.offsets import OffsetStore, OffsetStoreError
+from sinks._base import Delivered, Permanent, Sink, SinkFatalError, Transient
+
+log = logging.getLogger("bridge.route")
+_UNSET: Any = object()
+
+
+class RouteFailed(Exception):
+    """The route cannot continue; the message is the one line operators see."""
+
+
+@dataclass
+class RouteStats:
+    forwarded: int = 0
+    filtered: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class _Item:
+    slot: Slot
+    event: Event | None  # None for a poison entry
+    entry: Entry
+
+
+class Route:
+    def __init__(
+        self,
+        *,
+        name: str,
+        config: Any,
+        sink: Sink,
+        dead_letter: Sink | None,
+        reader: Reader,
+        formatter: Formatter,
+        store: OffsetStore,
+        feed_key: str,
+        commit_interval: float = 1.0,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.sink = sink
+        self.dead_letter = dead_letter
+        self.reader = reader
+        self.formatter = formatter
+        self.store = store
+        self.feed_key = feed_key
+        self.commit_interval = commit_interval
+        self.backoff = Backoff(config.retry.initial, config.retry.max)
+        self.stats = RouteStats()
+        self.failure: str | None = None
+        self.fatal: BaseException | None = None
+        self.latest = 0
+        self.connected = False
+        self.committed: Any = _UNSET
+        self.caught_up_at: Any = _UNSET
+        self.log = logging.LoggerAdapter(log, {"sink": name})
+        self._on_change = on_change
+        self._queue: KeyedQueue[_Item] = KeyedQueue()
+        self._wakeup = asyncio.Event()
+        self._deliveries: set[asyncio.Task] = set()
+        self._tasks: list[asyncio.Task] = []
+        self.tracker: AckTracker | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the stored cursor and start working in the background."""
+        position = await self._load_position()
+        self.tracker = AckTracker(position, self.config.max_pending)
+        self.committed = position
+        self._tasks = [
+            asyncio.create_task(self._produce(position), name=f"{self.name}:produce"),
+            asyncio.create_task(self._dispatch(), name=f"{self.name}:dispatch"),
+            asyncio.create_task(self._commit_loop(), name=f"{self.name}:commit"),
+        ]
+
+    @property
+    def running(self) -> bool:
+        return self.failure is None and self.fatal is None
+
+    @property
+    def caught_up(self) -> bool:
+        """Everything up to the feed's latest entry (as last seen) is handled and committed."""
+        return self.caught_up_at is not _UNSET and self.committed == self.caught_up_at
+
+    @property
+    def position(self) -> Any:
+        """The watermark: everything up to here was handled (not necessarily committed)."""
+        if self.tracker is not None:
+            return self.tracker.watermark
+        return None if self.committed is _UNSET else self.committed
+
+    def stop_intake(self) -> None:
+        if self._tasks:
+            self._tasks[0].cancel()
+
+    async def drain(self, timeout: float) -> None:
+        """Let admitted entries finish delivering, for at most `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.running and self.tracker and not self.tracker.idle:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.log.warning(
+                    "drain timeout: %d entries left undelivered; they will be "
+                    "sent again after restart",
+                    len(self.tracker),
+                )
+                return
+            self.tracker.moved.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.tracker.moved.wait(), remaining)
+
+    async def close(self) -> None:
+        """Stop every task, commit what was handled, close the sinks."""
+        for task in [*self._tasks, *self._deliveries]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._deliveries, return_exceptions=True)
+        if self.tracker is not None and self.fatal is None:
+            try:
+                await self.commit()
+            except OffsetStoreError as exc:
+                self.fatal = exc
+        for sink in (self.sink, self.dead_letter):
+            if sink is not None:
+                with contextlib.suppress(Exception):
+                    await sink.close()
+
+    # -- cursor ---------------------------------------------------------------------------
+
+    async def _load_position(self) -> Any:
+        stored = await self.store.load(self.feed_key, self.name)
+        if stored is None:
+            return self.reader.initial
+        try:
+            return self.reader.decode(stored.position)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RouteFailed(
+                f"sink {self.name}: the stored cursor {stored.position!r} does not fit this "
+                f"feed's api_version ({exc}); move it with `dicom-bridge offsets set` or "
+                "`offsets reset`"
+            ) from None
+
+    async def commit(self) -> None:
+        position = self.tracker.watermark
+        if position == self.committed:
+            return
+        text, sequence = self.reader.encode(position)
+        await self.store.commit(self.feed_key, self.name, text, sequence)
+        self.committed = position
+        self._on_change()
+
+    async def _commit_loop(self) -> None:
+        try:
+            while True:
+                await self._commit_due()
+                await self.commit()
+        except OffsetStoreError as exc:
+            self._die(exc)
+
+    async def _commit_due(self) -> None:
+        """Wait until there is something to commit and the route just caught up, or
+        `commit_interval` passed, or half of `max_pending` entries were handled since the
+        last commit: commits are batched, never late at catch-up, and the entries a crash
+        makes us deliver again stay bounded (README, delivery guarantees)."""
+        tracker = self.tracker
+        deadline = time.monotonic() + self.commit_interval
+        enough = tracker.handled + max(1, self.config.max_pending // 2)
+        while True:
+            if tracker.watermark != self.committed and (
+                tracker.watermark == self.caught_up_at
+                or tracker.handled >= enough
+                or time.monotonic() >= deadline
+            ):
+                return
+            remaining = deadline - time.monotonic()
+            tracker.moved.clear()
+            if remaining <= 0:
+                await tracker.moved.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tracker.moved.wait(), remaining)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _produce(self, position: Any) -> None:
+        try:
+            await self._open_sinks()
+            async for page in self.reader.pages(position):
+                self.latest = page.latest
+                for entry in page.entries:
+                    await self._admit(entry)
+                await self.tracker.admit(page.position, done=True)
+                if page.caught_up:
+                    self.caught_up_at = page.position
+                    self.tracker.moved.set()
+                    self._on_change()
+        except (FeedError, RouteFailed, SinkFatalError) as exc:
+            self._fail(str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.log.debug("unexpected error", exc_info=True)
+            self._fail(f"unexpected error: {type(exc).__name__}: {exc}")
+
+    async def _admit(self, entry: Entry) -> None:
+        if entry.poison:
+            event = None
+        elif not self.config.filter.admits(entry):
+            self.stats.filtered += 1
+            await self.tracker.admit(entry.position, done=True)
+            return
+        else:
+            event = self.formatter.event(entry)
+        slot = await self.tracker.admit(entry.position)
+        self._queue.put(entry.study, _Item(slot, event, entry))
+        self._wakeup.set()
+
+    async def _open_sinks(self) -> None:
+        attempt = 0
+        for sink in (self.sink, self.dead_letter):
+            while sink is not None:
+                try:
+                    await sink.open()
+                    break
+                except SinkFatalError:
+                    raise
+                except Exception as exc:
+                    delay = self.backoff.delay(attempt)
+                    attempt += 1
+                    self.log.warning(
+                        "cannot open sink %s: %s; retrying in %.1fs", sink.name, exc, delay
+                    )
+                    await asyncio.sleep(delay)
+        self.connected = True
+
+    # -- delivering -----------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        limit = self.config.max_in_flight
+        while True:
+            while not (self._queue.ready and len(self._deliveries) < limit):
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            items, keys = self._queue.take(self.config.batch_size)
+            task = asyncio.create_task(self._deliver(items))
+            self._deliveries.add(task)
+            task.add_done_callback(lambda done, keys=keys: self._delivered(done, keys))
+
+    def _delivered(self, task: asyncio.Task, keys: set[str]) -> None:
+        self._deliveries.discard(task)
+        self._queue.release(keys)
+        self._wakeup.set()
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, OffsetStoreError):
+            self._die(exc)
+        elif isinstance(exc, (RouteFailed, SinkFatalError)):
+            self._fail(str(exc))
+        elif exc is not None:
+            self._fail(f"unexpected error while delivering: {type(exc).__name__}: {exc}")
+
+    async def _deliver(self, items: list[_Item]) -> None:
+        pending = []
+        for item in items:
+            if item.event is None:
+                await self._dead_letter(item.entry, item.entry.problem or "poison entry")
+                self.tracker.complete(item.slot)
+            else:
+                pending.append(item)
+        attempt = 0
+        while pending:
+            outcomes = await self._send(self.sink, [item.event for item in pending])
+            retry: list[_Item] = []
+            held: set[str] = set()  # keys with an earlier event of this batch to retry
+            hint: float | None = None
+            reason = ""
+            for item, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, Permanent):
+                    await self._dead_letter(item.event, outcome.reason)
+                elif isinstance(outcome, Transient) or item.entry.study in held:
+                    # Resend after the earlier failure too, so that the last copy of each
+                    # event the consumer gets is in the study's feed order.
+                    retry.append(item)
+                    held.add(item.entry.study)
+                    if isinstance(outcome, Transient):
+                        reason = outcome.reason
+                        if outcome.retry_after is not None:
+                            hint = max(hint or 0.0, outcome.retry_after)
+                    continue
+                else:
+                    self.stats.forwarded += 1
+                self.tracker.complete(item.slot)
+            pending = retry
+            if pending:
+                self.stats.retries += len(pending)
+                delay = self.backoff.delay(attempt, hint)
+                attempt += 1
+                self.log.warning(
+                    "%d events not delivered (%s); retrying in %.1fs", len(pending), reason, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _dead_letter(self, subject: Entry | Event, reason: str) -> None:
+        entry = subject.entry if isinstance(subject, Event) else subject
+        if self.dead_letter is None:
+            raise RouteFailed(
+                f"sink {self.name}: sequence {entry.sequence} was rejected permanently "
+                f"({reason}) and the route has no dead_letter target; add one or fix the cause"
+            )
+        record = self.formatter.dead_letter(subject, reason, self.name)
+        attempt = 0
+        while True:
+            [outcome] = await self._send(self.dead_letter, [record])
+            if isinstance(outcome, Delivered):
+                self.stats.dead_lettered += 1
+                self.log.warning("sequence %s dead-lettered: %s", entry.sequence, reason)
+                return
+            if isinstance(outcome, Permanent):
+                raise RouteFailed(
+                    f"sink {self.name}: the dead-letter target rejected sequence "
+                    f"{entry.sequence}: {outcome.reason}"
+                )
+            delay = self.backoff.delay(attempt, outcome.retry_after)
+            attempt += 1
+            self.log.warning(
+                "dead-letter target unavailable (%s); retrying in %.1fs", outcome.reason, delay
+            )
+            await asyncio.sleep(delay)
+
+    async def _send(self, sink: Sink, events: list[Event]) -> list[Any]:
+        """`sink.send`, where a misbehaving sink counts as a transient failure, never as
+        a delivery."""
+        try:
+            outcomes = await sink.send(events)
+        except SinkFatalError:
+            raise
+        except Exception as exc:
+            self.log.debug("sink %s raised", sink.name, exc_info=True)
+            return [Transient(f"{type(exc).__name__}: {exc}")] * len(events)
+        if len(outcomes) != len(events):
+            return [
+                Transient(
+                    f"sink {sink.name} returned {len(outcomes)} outcomes for {len(events)} events"
+                )
+            ] * len(events)
+        return outcomes
+
+    # -- failure --------------------------------------------------------------------------
+
+    def _fail(self, reason: str) -> None:
+        if self.failure is None and self.fatal is None:
+            self.failure = reason
+            self.log.error("route stopped: %s", reason)
+            self.stop_intake()
+            self._on_change()
+
+    def _die(self, exc: BaseException) -> None:
+        """An error the whole process must stop on (the offset store is not writable)."""
+        if self.fatal is None:
+            self.fatal = exc
+            self.log.error("%s", exc)
+            self.stop_intake()
+            self._on_change()

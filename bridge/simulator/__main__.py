@@ -1,0 +1,3 @@
+from bridge.simulator.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""Route-level settings every sink config shares (`SinkConfig`) and the route filter.
+
+Each sink type's `config.py` subclasses `SinkConfig` with `type: Literal["<name>"]` and its
+own fields. `dead_letter` refers to the union of all registered sink configs; the registry
+(`sinks/__init__.py`) resolves that reference once every config model is imported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+
+from bridge.config_types import RetryConfig, StrictModel, error_at
+
+if TYPE_CHECKING:
+    from bridge.feed import Entry
+    from sinks import AnySinkConfig
+
+Format = Literal["cloudevents", "raw"]
+
+ACTIONS = ("Create", "Update", "Delete")
+STATES = ("Current", "Replaced", "Deleted")
+
+
+def _canonical(vocabulary: tuple[str, ...], what: str) -> Any:
+    """A validator mapping any casing of a vocabulary word to its PascalCase spelling."""
+    by_lower = {word.lower(): word for word in vocabulary}
+
+    def normalise(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # the str type check reports it
+        word = by_lower.get(value.lower())
+        if word is None:
+            raise ValueError(f"unknown {what} {value!r} (valid: {', '.join(vocabulary)})")
+        return word
+
+    return BeforeValidator(normalise)
+
+
+Action = Annotated[str, _canonical(ACTIONS, "action")]
+State = Annotated[str, _canonical(STATES, "state")]
+
+
+class FilterConfig(StrictModel):
+    """Which entries a route delivers. An empty list means no restriction.
+
+    Filtered-out entries still advance the route's cursor.
+    """
+
+    actions: list[Action] = Field(
+        default_factory=list, description="Deliver only these actions: Create, Update, Delete."
+    )
+    states: list[State] = Field(
+        default_factory=list,
+        description="Deliver only entries in these states: Current, Replaced, Deleted.",
+    )
+    partitions: list[str] = Field(
+        default_factory=list, description="Deliver only entries of these data partitions."
+    )
+    skip_deleted_creates: bool = Field(
+        False,
+        description="Drop Create entries whose instance was deleted since (state Deleted), "
+        "as DICOMcast does.",
+    )
+
+    def admits(self, entry: Entry) -> bool:
+        """Whether the route delivers `entry`.
+
+        Poison entries and entries without a state are admitted: what cannot be classified
+        is delivered (or dead-lettered) rather than silently dropped.
+        """
+        if entry.poison:
+            return True
+        if self.actions and entry.action not in self.actions:
+            return False
+        if self.partitions and entry.partition not in self.partitions:
+            return False
+        if entry.state is None:
+            return True
+        if self.states and entry.state not in self.states:
+            return False
+        return not (
+            self.skip_deleted_creates and entry.action == "Create" and entry.state == "Deleted"
+        )
+
+
+class SinkConfig(StrictModel):
+    """Settings of one route (a sink and its cursor) shared by every sink type."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Unique route name; the key of the route's cursor in the offset store.",
+    )
+    type: str = Field(description="Sink type.")
+    format: Format = Field(
+        "cloudevents",
+        description="Event format: cloudevents (CloudEvents 1.0 structured JSON) or raw "
+        "(the change-feed entry alone).",
+    )
+    filter: FilterConfig = Field(
+        default_factory=FilterConfig, description="Which entries this route delivers."
+    )
+    dead_letter: AnySinkConfig | None = Field(
+        None,
+        description="Where entries that fail permanently go, with the reason (a sink config "
+        "of any type; `name` optional). Without it, such a failure stops the route, its "
+        "cursor kept before the entry.",
+    )
+    batch_size: int = Field(100, ge=1, description="Events per send.")
+    max_in_flight: int = Field(8, ge=1, description="Batches sent concurrently.")
+    max_pending: int = Field(
+        10000,
+        ge=1,
+        description="Events admitted but not yet committed; bounds memory while the sink is slow.",
+    )
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig, description="Backoff between retries of transient failures."
+    )
+
+    @field_validator("dead_letter", mode="before")
+    @classmethod
+    def _dead_letter_target(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, dict):
+            return value
+        if value.get("dead_letter") is not None:
+            raise error_at("dead_letter", message="a dead_letter target cannot have a dead_letter")
+        return {"name": f"{info.data.get('name', 'route')}.dead_letter", **value}
+
+    @field_validator("max_pending")
+    @classmethod
+    def _room_for_a_batch(cls, value: int, info: ValidationInfo) -> int:
+        batch_size = info.data.get("batch_size")
+        if batch_size is not None and value < batch_size:
+            raise ValueError(f"must be at least batch_size ({batch_size})")
+        return value

@@ -1,0 +1,1 @@
+"""Standard output sink: one event per line, for trying the bridge out and for piping."""

@@ -1,0 +1,88 @@
+"""Running the real `dicom-bridge` CLI as a subprocess and reading what its sinks wrote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+
+def write_config(path: Path, feed_url: str, sinks: list[dict[str, Any]], **top: Any) -> Path:
+    config = {
+        "feed": {"url": feed_url, "poll_interval": "50ms", **top.pop("feed", {})},
+        "offsets": {
+            "type": "sqlite",
+            "path": str(path.parent / "offsets.db"),
+            **top.pop("offsets", {}),
+        },
+        "sinks": sinks,
+        **top,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def bridge_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "bridge", *arguments]
+
+
+def run_bridge(*arguments: str, timeout: float = 120.0, cwd: Path | None = None):
+    """Run the CLI to completion; returns the CompletedProcess (text output)."""
+    return subprocess.run(
+        bridge_command(*arguments), capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+
+
+def start_bridge(*arguments: str, cwd: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        bridge_command(*arguments),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> float:
+    """Send `sig` and wait; returns the seconds the process took to exit."""
+    started = time.monotonic()
+    process.send_signal(sig)
+    process.wait(timeout)
+    return time.monotonic() - started
+
+
+def read_events(path: Path) -> tuple[list[dict], int]:
+    """Events of a JSON Lines file (all rotated parts), and how many lines were broken
+    (a SIGKILL can cut the last line of a batch)."""
+    events, broken = [], 0
+    parts = sorted(path.parent.glob(f"{path.stem}*{path.suffix}"))
+    for part in parts:
+        for line in part.read_bytes().splitlines():
+            try:
+                events.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                broken += 1
+    return events, broken
+
+
+def sequences(events: list[dict]) -> list[int]:
+    return [event["data"]["sequence"] if "data" in event else event["sequence"] for event in events]
+
+
+def wait_for(condition, timeout: float, interval: float = 0.02, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
+
+
+def env_without(*names: str) -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key not in names}
