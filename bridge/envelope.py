@@ -1,7 +1,9 @@
 """Turn feed entries into the events sinks deliver (DESIGN.md §6).
 
 `cloudevents` (default): a CloudEvents 1.0 event in structured JSON whose `data` is the
-entry as served. `raw`: the entry object alone. The event `id` is deterministic
+entry as served. `cloudevents-binary`: the entry as the body, the event's attributes carried
+by the transport's headers (`Event.ce_headers`), per the CloudEvents protocol bindings.
+`raw`: the entry object alone. The event `id` is deterministic
 (`<feed-host>/<partition>/<sequence>`), so a re-delivery after a crash or a replay carries
 the same id and receivers (or Service Bus duplicate detection) can drop it.
 
@@ -19,28 +21,28 @@ import orjson
 
 from bridge.feed import Entry
 
-Format = Literal["cloudevents", "raw"]
+Format = Literal["cloudevents", "cloudevents-binary", "raw"]
 
 EVENT_TYPES = {
     "Create": "dicom.instance.created",
     "Update": "dicom.instance.updated",
     "Delete": "dicom.instance.deleted",
 }
-CONTENT_TYPES = {
-    "cloudevents": "application/cloudevents+json; charset=utf-8",
-    "raw": "application/json",
-}
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 
 
 class Event:
     """One entry formatted for one route: CloudEvents attributes plus the encoded body."""
 
-    __slots__ = ("attributes", "body", "entry")
+    __slots__ = ("attributes", "body", "entry", "format")
 
-    def __init__(self, entry: Entry, attributes: dict[str, str], body: bytes) -> None:
+    def __init__(
+        self, entry: Entry, attributes: dict[str, str], body: bytes, fmt: Format = "raw"
+    ) -> None:
         self.entry = entry
         self.attributes = attributes
         self.body = body
+        self.format = fmt
 
     @property
     def id(self) -> str:
@@ -55,9 +57,22 @@ class Event:
         """The ordering key: the StudyInstanceUID (CloudEvents `partitionkey`)."""
         return self.entry.study
 
-    def data(self) -> bytes:
-        """The entry alone, for bindings that carry attributes out of band (binary mode)."""
-        return _dumps(self.entry.raw)
+    @property
+    def content_type(self) -> str:
+        """The body's media type: structured CloudEvents JSON, or the entry's JSON."""
+        return STRUCTURED_CONTENT_TYPE if self.format == "cloudevents" else "application/json"
+
+    def ce_headers(self, prefix: str) -> list[tuple[str, str]]:
+        """The attributes as transport headers in binary mode (`ce_` for Kafka,
+        `cloudEvents_` for AMQP, `ce-` for HTTP); none in the other formats.
+        `datacontenttype` travels as the transport's content type instead."""
+        if self.format != "cloudevents-binary":
+            return []
+        return [
+            (prefix + name, value)
+            for name, value in self.attributes.items()
+            if name != "datacontenttype"
+        ]
 
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, type={self.type!r})"
@@ -73,11 +88,11 @@ class Formatter:
 
     def event(self, entry: Entry) -> Event:
         attributes = self.attributes(entry)
-        if self.format == "raw":
-            body = _dumps(entry.raw)
-        else:
+        if self.format == "cloudevents":
             body = _dumps({**attributes, "data": entry.raw})
-        return Event(entry, attributes, body)
+        else:
+            body = _dumps(entry.raw)
+        return Event(entry, attributes, body, self.format)
 
     def attributes(self, entry: Entry) -> dict[str, str]:
         attributes = {

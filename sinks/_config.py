@@ -7,7 +7,7 @@ own fields. `dead_letter` refers to the union of all registered sink configs; th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from bridge.feed import Entry
     from sinks import AnySinkConfig
 
-Format = Literal["cloudevents", "raw"]
+Format = Literal["cloudevents", "cloudevents-binary", "raw"]
 
 ACTIONS = ("Create", "Update", "Delete")
 STATES = ("Current", "Replaced", "Deleted")
@@ -95,8 +95,9 @@ class SinkConfig(StrictModel):
     type: str = Field(description="Sink type.")
     format: Format = Field(
         "cloudevents",
-        description="Event format: cloudevents (CloudEvents 1.0 structured JSON) or raw "
-        "(the change-feed entry alone).",
+        description="Event format: cloudevents (CloudEvents 1.0 structured JSON), "
+        "cloudevents-binary (the entry as the body, the attributes as message headers: "
+        "sinks with headers only) or raw (the change-feed entry alone).",
     )
     filter: FilterConfig = Field(
         default_factory=FilterConfig, description="Which entries this route delivers."
@@ -117,6 +118,19 @@ class SinkConfig(StrictModel):
     retry: RetryConfig = Field(
         default_factory=RetryConfig, description="Backoff between retries of transient failures."
     )
+
+    #: Whether the sink's transport has message headers for CloudEvents binary mode.
+    supports_binary: ClassVar[bool] = False
+
+    @field_validator("format")
+    @classmethod
+    def _binary_needs_headers(cls, value: str) -> str:
+        if value == "cloudevents-binary" and not cls.supports_binary:
+            raise ValueError(
+                "cloudevents-binary needs a sink with message headers (kafka, servicebus, "
+                "webhook); use cloudevents or raw"
+            )
+        return value
 
     @field_validator("dead_letter", mode="before")
     @classmethod
