@@ -16,11 +16,15 @@ from typing import Any
 
 
 class Slot:
-    __slots__ = ("done", "position")
+    """One admitted position. Callers may subclass it to carry their own payload (a route's
+    slots are its queued events), saving an object per entry."""
 
-    def __init__(self, position: Any, done: bool) -> None:
+    __slots__ = ("done", "position", "timestamp")
+
+    def __init__(self, position: Any, done: bool = False, timestamp: str | None = None) -> None:
         self.position = position
         self.done = done
+        self.timestamp = timestamp
 
 
 class AckTracker:
@@ -41,16 +45,28 @@ class AckTracker:
         """True when every admitted slot is handled."""
         return not self._slots
 
-    async def admit(self, position: Any, *, done: bool = False) -> Slot:
-        """A slot for the next position in feed order; waits while the tracker is full."""
+    @property
+    def oldest_timestamp(self) -> str | None:
+        """The feed timestamp of the oldest entry not yet handled (None when idle)."""
+        return self._slots[0].timestamp if self._slots else None
+
+    @property
+    def full(self) -> bool:
+        return len(self._slots) >= self.capacity
+
+    async def room(self) -> None:
+        """Wait until a slot is free: the route is `capacity` entries ahead of its oldest
+        unhandled one."""
         while len(self._slots) >= self.capacity:
             self._room.clear()
             await self._room.wait()
-        slot = Slot(position, done)
+
+    def add(self, slot: Slot) -> None:
+        """The slot of the next position in feed order (call `room()` first to stay within
+        capacity); a done slot at the head is collected at once."""
         self._slots.append(slot)
-        if done:
+        if slot.done:
             self._collect()
-        return slot
 
     def complete(self, slot: Slot) -> None:
         slot.done = True

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 from pathlib import Path
 
 import orjson
 
 from bridge import __version__
+from bridge.logs import JsonFormatter, setup_logging
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -86,6 +88,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reset.set_defaults(handler=_offsets_reset)
 
+    replay = commands.add_parser(
+        "replay", help="deliver a sequence range to one sink again (its cursor is untouched)"
+    )
+    _config_option(replay)
+    replay.add_argument("--sink", required=True, help="route (sink) name")
+    replay.add_argument(
+        "--from",
+        dest="first",
+        required=True,
+        type=int,
+        metavar="SEQ",
+        help="first sequence to deliver",
+    )
+    replay.add_argument(
+        "--to",
+        dest="last",
+        type=int,
+        metavar="SEQ",
+        help="last sequence to deliver (default: the feed's latest)",
+    )
+    replay.set_defaults(handler=_replay)
+
+    dlq = commands.add_parser("dlq", help="list or re-send dead-lettered events")
+    dlq_actions = dlq.add_subparsers(dest="action", metavar="ACTION", required=True)
+    dlq_show = dlq_actions.add_parser("show", help="the dead-lettered events and their reasons")
+    _config_option(dlq_show)
+    dlq_show.add_argument("--sink", required=True, help="route (sink) name")
+    dlq_show.add_argument("--json", action="store_true", help="print the records as JSON Lines")
+    dlq_show.set_defaults(handler=_dlq_show)
+    dlq_redrive = dlq_actions.add_parser(
+        "redrive", help="send them again; remove each from the dead-letter file once delivered"
+    )
+    _config_option(dlq_redrive)
+    dlq_redrive.add_argument("--sink", required=True, help="route (sink) name")
+    dlq_redrive.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="give up retrying after this many seconds (default 60)",
+    )
+    dlq_redrive.set_defaults(handler=_dlq_redrive)
+
     from bridge.simulator import cli as simulator_cli
 
     simulate = commands.add_parser(
@@ -120,8 +164,11 @@ def load(path: Path):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bridge.lock import state_lock
+
     config = load(args.config)
-    return asyncio.run(run_pipeline(config, exit_when_caught_up=args.exit_when_caught_up))
+    with state_lock(config, "run"):
+        return run_async(run_pipeline(config, exit_when_caught_up=args.exit_when_caught_up))
 
 
 async def run_pipeline(config, *, exit_when_caught_up: bool = False, progress: bool = True) -> int:
@@ -142,15 +189,15 @@ async def run_pipeline(config, *, exit_when_caught_up: bool = False, progress: b
                 await display
         for route in pipeline.routes:
             if route.failure:
-                print(f"dicom-bridge: sink {route.name} stopped: {route.failure}", file=sys.stderr)
+                report(f"sink {route.name} stopped: {route.failure}")
             if route.fatal:
-                print(f"dicom-bridge: error: {route.fatal}", file=sys.stderr)
+                report(f"error: {route.fatal}")
 
 
 def _check(args: argparse.Namespace) -> int:
     from bridge.admin import check
 
-    probes = asyncio.run(check(load(args.config)))
+    probes = run_async(check(load(args.config)))
     for probe in probes:
         print(f"{'ok  ' if probe.ok else 'FAIL'} {probe.component}: {probe.detail}")
     return EXIT_OK if all(probe.ok for probe in probes) else EXIT_FAILURE
@@ -159,7 +206,7 @@ def _check(args: argparse.Namespace) -> int:
 def _offsets_show(args: argparse.Namespace) -> int:
     from bridge.admin import as_dicts, offsets_show
 
-    rows, problem = asyncio.run(offsets_show(load(args.config)))
+    rows, problem = run_async(offsets_show(load(args.config)))
     if args.json:
         print(
             orjson.dumps(
@@ -180,16 +227,91 @@ def _offsets_show(args: argparse.Namespace) -> int:
 
 def _offsets_set(args: argparse.Namespace) -> int:
     from bridge.admin import offsets_set
+    from bridge.lock import state_lock
 
-    print(asyncio.run(offsets_set(load(args.config), args.sink, args.sequence)))
+    config = load(args.config)
+    with state_lock(config, "move a cursor"):
+        print(run_async(offsets_set(config, args.sink, args.sequence)))
     return EXIT_OK
 
 
 def _offsets_reset(args: argparse.Namespace) -> int:
     from bridge.admin import offsets_reset
+    from bridge.lock import state_lock
 
-    print(asyncio.run(offsets_reset(load(args.config), args.sink, to_latest=args.to_latest)))
+    config = load(args.config)
+    with state_lock(config, "move a cursor"):
+        print(run_async(offsets_reset(config, args.sink, to_latest=args.to_latest)))
     return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from bridge.replay import replay
+
+    result = run_async(replay(load(args.config), args.sink, args.first, args.last))
+    print(
+        f"sink {args.sink}: replayed sequences {result.first}..{result.last}: "
+        f"{result.delivered} delivered, {result.filtered} filtered out, "
+        f"{result.dead_lettered} dead-lettered"
+    )
+    if result.failure:
+        report(f"replay stopped: {result.failure}")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    from bridge.dlq import dead_letter_path, read_records
+
+    path = dead_letter_path(load(args.config), args.sink)
+    records = read_records(path)
+    for record in records:
+        if args.json:
+            print(record.line.decode(errors="replace"))
+        elif record.value is None:
+            print(f"{'?':>10}  (a line cut short by a crash)")
+        else:
+            value = record.value
+            print(
+                f"{_number(value.get('sequence')):>10}  {value.get('deadLetteredAt', '-')}  "
+                f"{value.get('reason', '-')}"
+            )
+    if not args.json:
+        print(f"{len(records)} dead-lettered record(s) in {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from bridge.dlq import redrive
+    from bridge.lock import state_lock
+
+    config = load(args.config)
+    with state_lock(config, "redrive dead letters"):
+        result = run_async(redrive(config, args.sink, args.timeout))
+    print(
+        f"sink {args.sink}: {result.delivered} re-sent, {result.remaining} left in the "
+        f"dead-letter file ({result.unreadable} still unreadable)"
+    )
+    return EXIT_OK if result.remaining == result.unreadable else EXIT_FAILURE
+
+
+def run_async(coroutine):
+    """Run on uvloop where it is installed (about a fifth less CPU per page than the
+    default loop), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
+def report(line: str) -> None:
+    """An error for the operator: `dicom-bridge: <line>` on stderr, or a JSON log record
+    when logs are JSON (so every stderr line parses)."""
+    if isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter):
+        logging.getLogger("bridge.cli").error(line)
+    else:
+        print(f"dicom-bridge: {line}", file=sys.stderr)
 
 
 def _number(value: int | None) -> str:
@@ -199,14 +321,12 @@ def _number(value: int | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from bridge.logs import setup_logging
-
     setup_logging(args.log_level, args.log_format)
     try:
         return args.handler(args)
     except UsageError as exc:
         for line in str(exc).splitlines():
-            print(f"dicom-bridge: config error: {line}", file=sys.stderr)
+            report(f"config error: {line}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
@@ -214,5 +334,5 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"dicom-bridge: error: {message}", file=sys.stderr)
+        report(f"error: {message}")
         return EXIT_FAILURE

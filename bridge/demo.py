@@ -52,7 +52,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.cli import load, run_pipeline
+    from bridge.cli import load, run_async, run_pipeline
+    from bridge.lock import state_lock
 
     if not args.config.exists():
         raise FileNotFoundError(
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                     with contextlib.suppress(asyncio.CancelledError):
                         await appending
 
-        code = asyncio.run(main())
+        with state_lock(config, "run the demo"):
+            code = run_async(main())
     if code == 0:
         print(
             "done: every sink is caught up. Run `make run` again: it resumes from the "

@@ -26,6 +26,7 @@ from bridge.config import (
     NoAuth,
     SqliteOffsetsConfig,
 )
+from bridge.config_types import RetryConfig
 from sinks import SinkConfig, config_models
 from sinks._config import FilterConfig
 
@@ -35,6 +36,7 @@ _ROUTE_FIELDS = set(SinkConfig.model_fields) - {"type"}
 SECTIONS: list[tuple[str, type[BaseModel], set[str]]] = [
     ("Top level", BridgeConfig, set()),
     ("`feed`", FeedConfig, set()),
+    ("`retry` (of the feed, and of every sink)", RetryConfig, set()),
     ("`feed.auth` with `type: none`", NoAuth, set()),
     ("`feed.auth` with `type: bearer`", BearerAuth, set()),
     ("`feed.auth` with `type: azure`", AzureAuth, set()),
@@ -50,9 +52,29 @@ def reference() -> str:
     sections = SECTIONS + [
         (f"Sink `type: {name}`", model, _ROUTE_FIELDS) for name, model in config_models().items()
     ]
+    documented = {model for _, model, _ in sections} | set(config_models().values())
     for title, model, skip in sections:
-        parts.append(f"#### {title}\n\n{_doc(model)}\n\n{_table(model, skip)}\n")
+        for heading, part in _with_nested(title, model, skip, documented):
+            parts.append(f"#### {heading}\n\n{_doc(part[0])}\n\n{_table(*part)}\n")
     return "\n".join(parts)
+
+
+def _with_nested(title, model, skip, documented):
+    """The section of `model`, then one for each nested settings model not shown yet."""
+    yield title, (model, skip)
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        for nested in _models_in(field.annotation):
+            if nested not in documented:
+                documented.add(nested)
+                yield from _with_nested(f"{title}: `{name}`", nested, set(), documented)
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def _doc(model: type[BaseModel]) -> str:
@@ -95,6 +117,8 @@ def _type(annotation) -> str:
         return " / ".join(f"`{a}`" for a in args)
     if origin is list:
         return f"list of {_type(args[0])}"
+    if origin is dict:
+        return "mapping"
     if annotation is SecretStr:
         return "secret"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):

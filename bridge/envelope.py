@@ -7,8 +7,9 @@ by the transport's headers (`Event.ce_headers`), per the CloudEvents protocol bi
 (`<feed-host>/<partition>/<sequence>`), so a re-delivery after a crash or a replay carries
 the same id and receivers (or Service Bus duplicate detection) can drop it.
 
-Serialisation is one `orjson.dumps` per event: the entry's parsed object is embedded as is,
-so field names, order and values are those the feed served.
+The entry travels as the bytes the server sent (`Entry.json`), embedded without being
+encoded again; when a page had to be parsed whole, its parsed object is encoded once, with
+the same field names, order and values.
 """
 
 from __future__ import annotations
@@ -32,17 +33,32 @@ STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 
 
 class Event:
-    """One entry formatted for one route: CloudEvents attributes plus the encoded body."""
+    """One entry formatted for one route: CloudEvents attributes plus the encoded body.
 
-    __slots__ = ("attributes", "body", "entry", "format")
+    The attributes are computed when first asked for: structured bodies are built without
+    them, and only binary mode and some sinks need them as a mapping."""
+
+    __slots__ = ("_attributes", "_formatter", "body", "entry", "format")
 
     def __init__(
-        self, entry: Entry, attributes: dict[str, str], body: bytes, fmt: Format = "raw"
+        self,
+        entry: Entry,
+        attributes: dict[str, str] | None,
+        body: bytes,
+        fmt: Format = "raw",
+        formatter: Formatter | None = None,
     ) -> None:
         self.entry = entry
-        self.attributes = attributes
+        self._attributes = attributes
+        self._formatter = formatter
         self.body = body
         self.format = fmt
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        if self._attributes is None:
+            self._attributes = self._formatter.attributes(self.entry)
+        return self._attributes
 
     @property
     def id(self) -> str:
@@ -85,14 +101,39 @@ class Formatter:
         self.source = feed_url.rstrip("/")
         self.host = urlsplit(self.source).netloc or self.source
         self.format = fmt
+        self._after_id = b',"source":' + orjson.dumps(self.source) + b',"type":'
+        self._types = {action: orjson.dumps(kind) for action, kind in EVENT_TYPES.items()}
 
     def event(self, entry: Entry) -> Event:
-        attributes = self.attributes(entry)
-        if self.format == "cloudevents":
-            body = _dumps({**attributes, "data": entry.raw})
-        else:
-            body = _dumps(entry.raw)
-        return Event(entry, attributes, body, self.format)
+        served = entry.json
+        if self.format != "cloudevents":
+            body = served if served is not None else _dumps(entry.raw)
+            return Event(entry, None, body, self.format, self)
+        kind = self._types.get(entry.action)
+        if served is None or kind is None or entry.flags:
+            attributes = self.attributes(entry)
+            data = orjson.Fragment(served) if served is not None else entry.raw
+            return Event(entry, attributes, _dumps({**attributes, "data": data}), self.format)
+        # The common case, spelled out: the same document as `attributes` + data, built
+        # from pre-encoded pieces (a fifth of the cost of encoding a dict per event).
+        dumps = orjson.dumps
+        study = entry.study
+        body = b"".join((
+            b'{"specversion":"1.0","id":',
+            dumps(f"{self.host}/{entry.partition}/{entry.sequence}"),
+            self._after_id,
+            kind,
+            b',"subject":',
+            dumps(f"studies/{study}/series/{entry.series}/instances/{entry.sop}"),
+            b',"time":',
+            dumps(entry.timestamp),
+            b',"datacontenttype":"application/json","partitionkey":',
+            dumps(study),
+            b',"data":',
+            served,
+            b"}",
+        ))  # fmt: skip
+        return Event(entry, None, body, self.format, self)
 
     def attributes(self, entry: Entry) -> dict[str, str]:
         attributes = {

@@ -48,6 +48,9 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Libraries log request lines at INFO; the bridge reports failures itself.
-    for noisy in ("httpx", "httpcore", "azure", "uamqp"):
+    # Libraries log request lines at INFO and their own tracebacks at ERROR; the bridge
+    # reports each failure itself, in one line, without secrets.
+    for noisy in ("httpx", "httpcore", "azure"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for quiet in ("azure.servicebus", "azure.identity", "azure.core.pipeline"):
+        logging.getLogger(quiet).setLevel(logging.CRITICAL)

@@ -29,8 +29,10 @@ from bridge.feed import (
     TokenFile,
     azure_credential,
 )
+from bridge.listener import Listener
 from bridge.offsets import OffsetStore, open_store
 from bridge.route import Route, RouteFailed
+from bridge.telemetry import Telemetry
 from sinks import create_sink
 
 log = logging.getLogger("bridge.pipeline")
@@ -39,10 +41,14 @@ log = logging.getLogger("bridge.pipeline")
 class Pipeline:
     def __init__(self, config: BridgeConfig, *, store: OffsetStore | None = None) -> None:
         self.config = config
+        self.telemetry = Telemetry() if config.http else None
+        on_request = self.telemetry.observe_feed if self.telemetry else _ignore
         self.source = FeedSource(
-            feed_client(config.feed),
+            feed_client(config.feed, on_request=on_request),
             page_size=config.feed.page_size,
             include_metadata=config.feed.include_metadata,
+            # A cache only helps routes that trail one another; one route needs none.
+            cache_windows=8 * config.feed.prefetch if len(config.sinks) > 1 else 0,
         )
         self.store = store or open_store(config.offsets)
         self.feed_key = feed_key(config.feed.url)
@@ -50,24 +56,19 @@ class Pipeline:
         self._stopping = False
         self._force = asyncio.Event()
         self.routes = [self._route(sink_config) for sink_config in config.sinks]
+        self.listener: Listener | None = None
+        if self.telemetry is not None:
+            self.telemetry.attach(self)
+            self.listener = Listener(self, self.telemetry, config.http.host, config.http.port)
 
     def _route(self, sink_config) -> Route:
-        dead_letter = None
-        if sink_config.dead_letter is not None:
-            dead_letter = create_sink(
-                sink_config.dead_letter, name=f"{sink_config.name}.dead_letter"
-            )
-        return Route(
-            name=sink_config.name,
-            config=sink_config,
-            sink=create_sink(sink_config),
-            dead_letter=dead_letter,
+        return build_route(
+            self.config,
+            sink_config,
             reader=feed_reader(self.config.feed, self.source),
-            formatter=Formatter(self.config.feed.url, sink_config.format),
             store=self.store,
-            feed_key=self.feed_key,
-            commit_interval=self.config.offsets.commit_interval,
             on_change=self._changed.set,
+            on_send=self.telemetry.observe_send if self.telemetry else _ignore,
         )
 
     def request_stop(self) -> None:
@@ -80,7 +81,11 @@ class Pipeline:
     async def run(self, *, exit_when_caught_up: bool = False) -> int:
         """Run until stopped (or, with `exit_when_caught_up`, until every route delivered
         and committed everything up to the feed's latest entry). Returns the exit code."""
+        serving = None
         try:
+            if self.listener is not None:
+                serving = asyncio.create_task(self.listener.serve())
+                await self._listening(serving)
             for route in self.routes:
                 try:
                     await route.start()
@@ -92,7 +97,21 @@ class Pipeline:
                 await self._changed.wait()
         finally:
             await self._shutdown()
+            if serving is not None:
+                self.listener.stop()
+                await serving
         return self.exit_code
+
+    async def _listening(self, serving: asyncio.Task) -> None:
+        """Wait until the listener is bound, or raise why it could not bind."""
+        while not self.listener.started:
+            if serving.done():
+                serving.result()  # raises the bind error
+                raise OSError(f"cannot listen on {self.config.http.listen}")
+            await asyncio.sleep(0.01)
+        log.info(
+            "metrics and health on http://%s/metrics, /healthz, /readyz", self.config.http.listen
+        )
 
     @property
     def exit_code(self) -> int:
@@ -128,12 +147,44 @@ class Pipeline:
             loop.add_signal_handler(signum, self.request_stop)
 
 
+def build_route(
+    config: BridgeConfig,
+    sink_config,
+    *,
+    reader: Reader,
+    store: OffsetStore,
+    on_change=None,
+    on_send=None,
+) -> Route:
+    """A route for one sink of `config`: its sink, dead-letter target, formatter, cursor."""
+    dead_letter = None
+    if sink_config.dead_letter is not None:
+        dead_letter = create_sink(sink_config.dead_letter, name=f"{sink_config.name}.dead_letter")
+    return Route(
+        name=sink_config.name,
+        config=sink_config,
+        sink=create_sink(sink_config),
+        dead_letter=dead_letter,
+        reader=reader,
+        formatter=Formatter(config.feed.url, sink_config.format),
+        store=store,
+        feed_key=feed_key(config.feed.url),
+        commit_interval=config.offsets.commit_interval,
+        on_change=on_change or _ignore,
+        on_send=on_send or _ignore,
+    )
+
+
+def _ignore(*args: object) -> None:
+    return None
+
+
 def feed_key(url: str) -> str:
     """The offset store's key for a feed: its base URL, normalised."""
     return url.rstrip("/")
 
 
-def feed_client(feed: FeedConfig) -> FeedClient:
+def feed_client(feed: FeedConfig, on_request=None) -> FeedClient:
     return FeedClient(
         feed.url,
         feed.api_version,
@@ -141,7 +192,8 @@ def feed_client(feed: FeedConfig) -> FeedClient:
         timeout=feed.timeout,
         backoff=Backoff(feed.retry.initial, feed.retry.max),
         fallback_after=feed.metadata_retries,
-        max_connections=max(8, feed.prefetch * 4),
+        max_connections=feed.prefetch + 2,  # httpcore scans every pooled connection per request
+        **({"on_request": on_request} if on_request else {}),
     )
 
 

@@ -19,15 +19,15 @@ def sequence_of(position: Any) -> int:
 
 
 class Progress:
-    def __init__(self, routes: list, stream: TextIO = sys.stderr, interval: float = 0.5):
+    def __init__(self, routes: list, stream: TextIO | None = None, interval: float = 0.5):
         self.routes = routes
-        self.stream = stream
+        self.stream = stream or sys.stderr
         self.interval = interval
         self._samples: dict[str, tuple[float, int]] = {}
 
     @staticmethod
-    def wanted(stream: TextIO = sys.stderr) -> bool:
-        return stream.isatty()
+    def wanted(stream: TextIO | None = None) -> bool:
+        return (stream or sys.stderr).isatty()
 
     async def run(self) -> None:
         try:

@@ -39,18 +39,26 @@ class RouteFailed(Exception):
 
 @dataclass
 class RouteStats:
+    """Counters since the process started (exported as Prometheus counters)."""
+
     forwarded: int = 0
     filtered: int = 0
     dead_lettered: int = 0
     retries: int = 0
-    started: float = field(default_factory=time.monotonic)
+    failed: dict[str, int] = field(
+        default_factory=lambda: {"transient": 0, "permanent": 0, "poison": 0}
+    )
 
 
-@dataclass(slots=True)
-class _Item:
-    slot: Slot
-    event: Event | None  # None for a poison entry
-    entry: Entry
+class _Item(Slot):
+    """An admitted entry: its tracker slot, and the event to deliver (None for poison)."""
+
+    __slots__ = ("entry", "event")
+
+    def __init__(self, entry: Entry, event: Event | None) -> None:
+        super().__init__(entry.position, False, entry.timestamp)
+        self.entry = entry
+        self.event = event
 
 
 class Route:
@@ -67,6 +75,7 @@ class Route:
         feed_key: str,
         commit_interval: float = 1.0,
         on_change: Callable[[], None] = lambda: None,
+        on_send: Callable[[str, float], None] = lambda sink, seconds: None,
     ) -> None:
         self.name = name
         self.config = config
@@ -83,10 +92,13 @@ class Route:
         self.fatal: BaseException | None = None
         self.latest = 0
         self.connected = False
+        self.last_error: str | None = None
         self.committed: Any = _UNSET
         self.caught_up_at: Any = _UNSET
         self.log = logging.LoggerAdapter(log, {"sink": name})
         self._on_change = on_change
+        self._on_send = on_send
+        self._admits = config.filter.admits if config.filter.restricts else None
         self._queue: KeyedQueue[_Item] = KeyedQueue()
         self._wakeup = asyncio.Event()
         self._deliveries: set[asyncio.Task] = set()
@@ -114,6 +126,15 @@ class Route:
     def caught_up(self) -> bool:
         """Everything up to the feed's latest entry (as last seen) is handled and committed."""
         return self.caught_up_at is not _UNSET and self.committed == self.caught_up_at
+
+    @property
+    def committed_position(self) -> Any:
+        """The cursor last committed (None before the route started)."""
+        return None if self.committed is _UNSET else self.committed
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._deliveries)
 
     @property
     def position(self) -> Any:
@@ -210,7 +231,8 @@ class Route:
                 await tracker.moved.wait()
             else:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(tracker.moved.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await tracker.moved.wait()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -219,9 +241,14 @@ class Route:
             await self._open_sinks()
             async for page in self.reader.pages(position):
                 self.latest = page.latest
+                tracker = self.tracker
                 for entry in page.entries:
-                    await self._admit(entry)
-                await self.tracker.admit(page.position, done=True)
+                    if tracker.full:
+                        await tracker.room()
+                    self._admit(entry)
+                if tracker.full:
+                    await tracker.room()
+                tracker.add(Slot(page.position, done=True))
                 if page.caught_up:
                     self.caught_up_at = page.position
                     self.tracker.moved.set()
@@ -234,17 +261,18 @@ class Route:
             self.log.debug("unexpected error", exc_info=True)
             self._fail(f"unexpected error: {type(exc).__name__}: {exc}")
 
-    async def _admit(self, entry: Entry) -> None:
+    def _admit(self, entry: Entry) -> None:
         if entry.poison:
             event = None
-        elif not self.config.filter.admits(entry):
+        elif self._admits is not None and not self._admits(entry):
             self.stats.filtered += 1
-            await self.tracker.admit(entry.position, done=True)
+            self.tracker.add(Slot(entry.position, done=True))
             return
         else:
             event = self.formatter.event(entry)
-        slot = await self.tracker.admit(entry.position)
-        self._queue.put(entry.study, _Item(slot, event, entry))
+        item = _Item(entry, event)
+        self.tracker.add(item)
+        self._queue.put(entry.study, item)
         self._wakeup.set()
 
     async def _open_sinks(self) -> None:
@@ -259,11 +287,11 @@ class Route:
                 except Exception as exc:
                     delay = self.backoff.delay(attempt)
                     attempt += 1
-                    self.log.warning(
-                        "cannot open sink %s: %s; retrying in %.1fs", sink.name, exc, delay
-                    )
+                    self.last_error = f"cannot open sink {sink.name}: {exc}"
+                    self.log.warning("%s; retrying in %.1fs", self.last_error, delay)
                     await asyncio.sleep(delay)
         self.connected = True
+        self.last_error = None
 
     # -- delivering -----------------------------------------------------------------------
 
@@ -296,8 +324,9 @@ class Route:
         pending = []
         for item in items:
             if item.event is None:
+                self.stats.failed["poison"] += 1
                 await self._dead_letter(item.entry, item.entry.problem or "poison entry")
-                self.tracker.complete(item.slot)
+                self.tracker.complete(item)
             else:
                 pending.append(item)
         attempt = 0
@@ -309,6 +338,7 @@ class Route:
             reason = ""
             for item, outcome in zip(pending, outcomes, strict=True):
                 if isinstance(outcome, Permanent):
+                    self.stats.failed["permanent"] += 1
                     await self._dead_letter(item.event, outcome.reason)
                 elif isinstance(outcome, Transient) or item.entry.study in held:
                     # Resend after the earlier failure too, so that the last copy of each
@@ -316,13 +346,14 @@ class Route:
                     retry.append(item)
                     held.add(item.entry.study)
                     if isinstance(outcome, Transient):
+                        self.stats.failed["transient"] += 1
                         reason = outcome.reason
                         if outcome.retry_after is not None:
                             hint = max(hint or 0.0, outcome.retry_after)
                     continue
                 else:
                     self.stats.forwarded += 1
-                self.tracker.complete(item.slot)
+                self.tracker.complete(item)
             pending = retry
             if pending:
                 self.stats.retries += len(pending)
@@ -363,20 +394,30 @@ class Route:
     async def _send(self, sink: Sink, events: list[Event]) -> list[Any]:
         """`sink.send`, where a misbehaving sink counts as a transient failure, never as
         a delivery."""
+        started = time.monotonic()
         try:
             outcomes = await sink.send(events)
         except SinkFatalError:
             raise
         except Exception as exc:
             self.log.debug("sink %s raised", sink.name, exc_info=True)
-            return [Transient(f"{type(exc).__name__}: {exc}")] * len(events)
+            outcomes = [Transient(f"{type(exc).__name__}: {exc}")] * len(events)
+        finally:
+            self._on_send(sink.name, time.monotonic() - started)
         if len(outcomes) != len(events):
-            return [
-                Transient(
-                    f"sink {sink.name} returned {len(outcomes)} outcomes for {len(events)} events"
-                )
-            ] * len(events)
+            reason = f"sink {sink.name} returned {len(outcomes)} outcomes for {len(events)} events"
+            outcomes = [Transient(reason)] * len(events)
+        if sink is self.sink:
+            self._note_connection(outcomes)
         return outcomes
+
+    def _note_connection(self, outcomes: list[Any]) -> None:
+        """A send with no delivery and a transient failure means the peer is unreachable
+        (for readiness); any delivery means it is back."""
+        if any(isinstance(outcome, Delivered) for outcome in outcomes):
+            self.connected, self.last_error = True, None
+        elif outcomes and isinstance(outcomes[0], Transient):
+            self.connected, self.last_error = False, outcomes[0].reason
 
     # -- failure --------------------------------------------------------------------------
 

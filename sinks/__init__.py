@@ -22,7 +22,10 @@ from sinks._config import FilterConfig, SinkConfig
 
 SINK_TYPES: dict[str, str] = {
     "file": "sinks.file",
+    "kafka": "sinks.kafka",
+    "servicebus": "sinks.servicebus",
     "stdout": "sinks.stdout",
+    "webhook": "sinks.webhook",
 }
 
 _MODELS: dict[str, type[SinkConfig]] = {

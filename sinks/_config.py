@@ -64,6 +64,11 @@ class FilterConfig(StrictModel):
         "as DICOMcast does.",
     )
 
+    @property
+    def restricts(self) -> bool:
+        """False when every entry passes (the route can skip calling `admits`)."""
+        return bool(self.actions or self.states or self.partitions or self.skip_deleted_creates)
+
     def admits(self, entry: Entry) -> bool:
         """Whether the route delivers `entry`.
 

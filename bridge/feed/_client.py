@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,13 +62,17 @@ class FeedClient:
         fallback_after: int = 3,
         max_connections: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_request: Callable[[str, float], None] = lambda status, seconds: None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         self.auth = auth or NoAuth()
         self.backoff = backoff or Backoff()
         self.fallback_after = max(1, fallback_after)
-        self.requests = 0
+        self.responses: dict[str, int] = {}  # by status code, "error" for transport errors
+        self.last_error: str | None = None  # None while the feed answers
+        self.pages = 0
+        self._on_request = on_request
         self._http = httpx.AsyncClient(
             base_url=f"{self.base_url}/{api_version}",
             timeout=timeout,
@@ -261,7 +266,7 @@ class FeedClient:
                 "/changefeed", params, budget=self.fallback_after if with_metadata else None
             )
             try:
-                return parse_page(response.content)
+                entries = parse_page(response.content)
             except MalformedPage as exc:
                 attempts += 1
                 if attempts >= self.fallback_after:
@@ -269,6 +274,9 @@ class FeedClient:
                 await self._pause(
                     response.request.url, f"unparseable page: {exc}", attempts - 1, None
                 )
+                continue
+            self.pages += 1
+            return entries
 
     async def _get(
         self, path: str, params: dict[str, Any], *, budget: int | None = None
@@ -283,17 +291,22 @@ class FeedClient:
             authorization = await self.auth.header()
             if authorization:
                 headers["Authorization"] = authorization
-            self.requests += 1
+            started = time.monotonic()
             try:
                 response = await self._http.get(path, params=params, headers=headers)
             except httpx.TransportError as exc:
+                self._count("error", started)
                 url = self._url(path)
+                self.last_error = f"cannot reach {url}: {_describe(exc)}"
                 await self._pause(url, _describe(exc), attempt, None)
                 attempt += 1
                 continue
             status = response.status_code
+            self._count(str(status), started)
             if status in (200, 204):
+                self.last_error = None
                 return response
+            self.last_error = f"{status} from GET {response.request.url}: {_excerpt(response)}"
             if status in TRANSIENT_STATUSES or status >= 500:
                 if status == 500 and budget is not None:
                     server_errors += 1
@@ -310,6 +323,10 @@ class FeedClient:
                 continue
             raise FeedRequestError(status, str(response.request.url), _excerpt(response))
 
+    def _count(self, status: str, started: float) -> None:
+        self.responses[status] = self.responses.get(status, 0) + 1
+        self._on_request(status, time.monotonic() - started)
+
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{self.api_version}{path}"
 
@@ -321,6 +338,9 @@ class FeedClient:
 
 def parse_page(body: bytes) -> list[Entry]:
     """A change-feed page: a JSON array of entries (each parsed tolerantly)."""
+    entries = _cut_page(body)
+    if entries is not None:
+        return entries
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -328,6 +348,33 @@ def parse_page(body: bytes) -> list[Entry]:
     if not isinstance(value, list):
         raise MalformedPage(f"expected a JSON array, got {type(value).__name__}")
     return [parse_entry(item) for item in value]
+
+
+_FIRST, _NEXT = b'[{"sequence":', b',{"sequence":'
+
+
+def _cut_page(body: bytes) -> list[Entry] | None:
+    """Cut a page as the server writes it (compact, `sequence` first) into its entries'
+    exact bytes, so they can be forwarded without being encoded again. A cut inside a
+    string value leaves a piece that does not parse: then None, and the page is parsed
+    whole instead."""
+    if not (body.startswith(_FIRST) and body.endswith(b"}]")):
+        return None
+    entries = []
+    start, end = 1, len(body) - 1
+    while start < end:
+        cut = body.find(_NEXT, start, end)
+        stop = end if cut < 0 else cut
+        piece = body[start:stop]
+        try:
+            value = orjson.loads(piece)
+        except orjson.JSONDecodeError:
+            return None
+        entry = parse_entry(value)
+        entry.json = piece
+        entries.append(entry)
+        start = stop + 1
+    return entries
 
 
 def _parse_latest(response: httpx.Response) -> Entry | None:

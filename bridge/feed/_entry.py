@@ -1,10 +1,12 @@
 """Change-feed entries: tolerant parsing that keeps the entry exactly as served.
 
 The server writes camelCase names and PascalCase enum values, the docs show other casings,
-so names and enum values are matched case-insensitively. The parsed JSON object is kept
-as `raw` and forwarded untouched (unknown fields included); only the few fields the bridge
-needs are read out of it. An entry that cannot be understood is not dropped: it becomes a
-"poison" entry (`problem` set) that routes send to their dead-letter target.
+so names and enum values are matched case-insensitively. The parsed JSON object is kept as
+`raw` (unknown fields included), and, when the page could be cut into entries, the exact
+bytes the server sent as `json`: events embed those bytes, so an entry is forwarded as
+served without being encoded again. Only the few fields the bridge needs are read out of
+it. An entry that cannot be understood is not dropped: it becomes a "poison" entry
+(`problem` set) that routes send to their dead-letter target.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Entry:
     __slots__ = (
         "action",
         "flags",
+        "json",
         "partition",
         "position",
         "problem",
@@ -53,6 +56,7 @@ class Entry:
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
+        self.json: bytes | None = None
         self.problem: str | None = None
         self.flags: tuple[str, ...] = ()
         self.position: Any = None
@@ -75,6 +79,53 @@ class Entry:
 
 def parse_entry(obj: Any) -> Entry:
     """Read the bridge's fields out of one JSON value; never raises."""
+    entry = _exact(obj) if type(obj) is dict else None
+    return entry if entry is not None else _tolerant(obj)
+
+
+def _exact(obj: dict) -> Entry | None:
+    """The fast path for entries exactly as the server writes them (camelCase names,
+    PascalCase enums, valid values); None sends the entry to the tolerant path."""
+    get = obj.get
+    sequence, study, series, sop = (
+        get("sequence"),
+        get("studyInstanceUid"),
+        get("seriesInstanceUid"),
+        get("sopInstanceUid"),
+    )
+    action, timestamp, state = get("action"), get("timestamp"), get("state")
+    partition = get("partitionName", DEFAULT_PARTITION)
+    if not (
+        type(sequence) is int
+        and sequence > 0
+        and type(study) is str
+        and study
+        and type(series) is str
+        and series
+        and type(sop) is str
+        and sop
+        and type(timestamp) is str
+        and timestamp
+        and type(partition) is str
+        and partition
+        and type(action) is str
+        and action in _EXACT_ACTIONS
+        and (state is None or (type(state) is str and state in _EXACT_STATES))
+    ):
+        return None
+    entry = Entry(obj)
+    entry.sequence, entry.partition = sequence, partition
+    entry.study, entry.series, entry.sop = study, series, sop
+    entry.action, entry.timestamp, entry.state = action, timestamp, state
+    return entry
+
+
+_EXACT_ACTIONS = frozenset(ACTIONS.values())
+_EXACT_STATES = frozenset(STATES.values())
+
+
+def _tolerant(obj: Any) -> Entry:
+    """Names and enum values in any casing; a precise reason when something is wrong."""
     entry = Entry(obj)
     if not isinstance(obj, dict):
         entry.problem = f"entry is a JSON {type(obj).__name__}, not an object"

@@ -38,6 +38,11 @@ class FeedSource:
         self._latest: tuple[float, Entry | None] | None = None
 
     @property
+    def latest_seen(self) -> Entry | None:
+        """The latest entry from the last answer, without asking the service."""
+        return self._latest[1] if self._latest is not None else None
+
+    @property
     def api_version(self) -> str:
         return self.client.api_version
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,13 +42,28 @@ def run_bridge(*arguments: str, timeout: float = 120.0, cwd: Path | None = None)
 
 
 def start_bridge(*arguments: str, cwd: Path | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        bridge_command(*arguments),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
+    """The CLI in the background. Its stderr goes to a temporary file (a pipe nobody reads
+    would block a chatty bridge); `process.stderr.read()` returns all of it."""
+    stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed with the process's files
+    process = subprocess.Popen(
+        bridge_command(*arguments), stdout=subprocess.DEVNULL, stderr=stderr, text=True, cwd=cwd
     )
+    process.stderr = _FromStart(stderr)
+    return process
+
+
+class _FromStart:
+    """A file whose `read()` returns everything written to it so far."""
+
+    def __init__(self, file) -> None:
+        self.file = file
+
+    def read(self) -> str:
+        self.file.seek(0)
+        return self.file.read()
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> float:

@@ -411,6 +411,13 @@ def test_secret_values_stay_out_of_errors(feed: str) -> None:
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda path: path.name)
 def test_example_configs_load(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DICOM_FEED_URL", "https://myws-mydicom.dicom.azurehealthcareapis.com")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "kafka-1:9093")
+    monkeypatch.setenv("KAFKA_PASSWORD", "password")
+    monkeypatch.setenv(
+        "SERVICEBUS_CONNECTION_STRING",
+        "Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=a2V5",
+    )
+    monkeypatch.setenv("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     assert isinstance(load_config(path), BridgeConfig)
 
 

@@ -1,0 +1,150 @@
+"""`dicom-bridge dlq show|redrive`: inspect dead-lettered events and send them again.
+
+Works with file dead-letter targets (JSON Lines, rotated parts included). `redrive` rebuilds
+each event from the entry it carries (so it is formatted as the route formats it today),
+sends it with the route's sink, and removes from the file only what the sink acknowledged:
+the remaining records are written to a new file that replaces the old one atomically.
+Records of entries that still cannot be parsed stay where they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bridge.backoff import Backoff
+from bridge.config import BridgeConfig
+from bridge.envelope import Event, Formatter
+from bridge.feed import parse_entry
+from sinks import create_sink
+from sinks._base import Delivered, Permanent
+
+
+@dataclass
+class Record:
+    part: Path
+    line: bytes
+    value: dict[str, Any] | None  # None: a line that is not JSON (cut by a crash)
+
+    @property
+    def entry(self) -> dict[str, Any] | None:
+        """The feed entry the record carries, from a structured event, a raw one, or a
+        poison record."""
+        if self.value is None:
+            return None
+        event = self.value.get("event")
+        if isinstance(event, dict):
+            return event.get("data") if "specversion" in event else event
+        entry = self.value.get("entry")
+        return entry if isinstance(entry, dict) else None
+
+
+def dead_letter_path(config: BridgeConfig, sink: str) -> Path:
+    sink_config = next((s for s in config.sinks if s.name == sink), None)
+    if sink_config is None:
+        names = ", ".join(s.name for s in config.sinks)
+        raise ValueError(f"no sink named {sink!r} in the config (sinks: {names})")
+    target = sink_config.dead_letter
+    if target is None or target.type != "file":
+        raise ValueError(
+            f"sink {sink} has no file dead_letter target: dlq commands read "
+            "JSON Lines dead-letter files"
+        )
+    return Path(target.path)
+
+
+def read_records(path: Path) -> list[Record]:
+    """Every record of the dead-letter file and its rotated parts, oldest part first."""
+    parts = sorted(path.parent.glob(f"{path.stem}.*{path.suffix}"), key=_part_number)
+    records = []
+    for part in [*parts, path]:
+        if not part.exists():
+            continue
+        for line in part.read_bytes().splitlines():
+            if not line.strip():
+                continue
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                value = None
+            records.append(Record(part, line, value if isinstance(value, dict) else None))
+    return records
+
+
+@dataclass
+class RedriveResult:
+    delivered: int
+    remaining: int
+    unreadable: int
+
+
+async def redrive(config: BridgeConfig, sink: str, timeout: float = 60.0) -> RedriveResult:
+    path = dead_letter_path(config, sink)
+    records = read_records(path)
+    sink_config = next(s for s in config.sinks if s.name == sink)
+    formatter = Formatter(config.feed.url, sink_config.format)
+    pending: list[tuple[Record, Event]] = []
+    for record in records:
+        raw = record.entry
+        entry = parse_entry(raw) if raw is not None else None
+        if entry is not None and not entry.poison:
+            pending.append((record, formatter.event(entry)))
+    unreadable = len(records) - len(pending)
+    delivered = await _send(create_sink(sink_config), sink_config, pending, timeout)
+    kept = [record for record in records if id(record) not in delivered]
+    _rewrite(path, records, kept)
+    return RedriveResult(len(delivered), len(kept), unreadable)
+
+
+async def _send(sink, sink_config, pending, timeout: float) -> set[int]:
+    """Send until every event is delivered or permanently refused, or `timeout` passes;
+    returns the ids of the records delivered."""
+    delivered: set[int] = set()
+    backoff = Backoff(sink_config.retry.initial, sink_config.retry.max)
+    deadline = time.monotonic() + timeout
+    await sink.open()
+    try:
+        attempt = 0
+        while pending and time.monotonic() < deadline:
+            batch = pending[: sink_config.batch_size]
+            outcomes = await sink.send([event for _, event in batch])
+            retry = []
+            for (record, event), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Delivered):
+                    delivered.add(id(record))
+                elif not isinstance(outcome, Permanent):
+                    retry.append((record, event))
+            pending = retry + pending[len(batch) :]
+            if retry:
+                await asyncio.sleep(backoff.delay(attempt))
+                attempt += 1
+    finally:
+        await sink.close()
+    return delivered
+
+
+def _rewrite(path: Path, records: list[Record], kept: list[Record]) -> None:
+    """Replace the dead-letter file by the kept records (temp file, fsync, rename), then
+    remove the rotated parts: a crash in between leaves duplicates, never a loss."""
+    if len(kept) == len(records):
+        return
+    temporary = path.with_name(path.name + ".redrive")
+    with open(temporary, "wb") as out:
+        out.write(b"".join(record.line + b"\n" for record in kept))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    for part in {record.part for record in records} - {path}:
+        part.unlink(missing_ok=True)
+
+
+def _part_number(part: Path) -> int:
+    """`dlq.3.jsonl` → 3."""
+    tail = part.stem.rsplit(".", 1)[-1]
+    return int(tail) if tail.isdigit() else 0

@@ -1,0 +1,214 @@
+"""Prometheus metrics and readiness, read from the running pipeline.
+
+Counters live as plain integers on the routes and the feed client (no metric objects on the
+per-entry path); a custom collector turns them into Prometheus families when `/metrics` is
+scraped. Only the two latency histograms are observed as they happen (once per send, once
+per feed request). Names follow Prometheus conventions: `dicom_bridge_` prefix, `_total`
+counters, base units (seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+
+from bridge import __version__
+from bridge.feed import to_ticks
+from bridge.feed._timestamps import TICKS_PER_SECOND, now_ticks
+from bridge.progress import sequence_of
+
+if TYPE_CHECKING:
+    from bridge.pipeline import Pipeline
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.send_seconds = Histogram(
+            "dicom_bridge_send_duration_seconds",
+            "Time a sink took to answer one send (a batch of events).",
+            ["sink"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.feed_seconds = Histogram(
+            "dicom_bridge_feed_request_duration_seconds",
+            "Time the change feed took to answer one request.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.pipeline: Pipeline | None = None
+
+    def attach(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.registry.register(_PipelineCollector(pipeline))
+
+    def observe_send(self, sink: str, seconds: float) -> None:
+        self.send_seconds.labels(sink).observe(seconds)
+
+    def observe_feed(self, status: str, seconds: float) -> None:
+        self.feed_seconds.observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def readiness(pipeline: Pipeline) -> dict[str, str]:
+    """What keeps the bridge from being ready, by component (empty when ready)."""
+    problems: dict[str, str] = {}
+    client = pipeline.source.client
+    if client.last_error:
+        problems["feed"] = client.last_error
+    for route in pipeline.routes:
+        if route.fatal is not None:
+            problems["offsets"] = str(route.fatal)
+        if route.failure:
+            problems[f"sink {route.name}"] = f"stopped: {route.failure}"
+        elif not route.connected:
+            problems[f"sink {route.name}"] = route.last_error or "not connected yet"
+    return problems
+
+
+class _PipelineCollector:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def collect(self) -> Iterator[Metric]:
+        pipeline = self.pipeline
+        client = pipeline.source.client
+        latest_entry = pipeline.source.latest_seen
+        feed_latest = latest_entry.sequence or 0 if latest_entry is not None else 0
+
+        yield _gauge("dicom_bridge_up", "1 while the bridge runs.", value=1)
+        info = GaugeMetricFamily("dicom_bridge_build", "Build information.", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+
+        requests = CounterMetricFamily(
+            "dicom_bridge_feed_requests", "Change-feed requests by HTTP status.", labels=["status"]
+        )
+        for status, count in sorted(client.responses.items()):
+            requests.add_metric([status], count)
+        yield requests
+        yield CounterMetricFamily(
+            "dicom_bridge_feed_pages", "Change-feed pages read.", value=client.pages
+        )
+        yield _gauge(
+            "dicom_bridge_feed_latest_sequence",
+            "The feed's latest sequence as last seen.",
+            value=feed_latest,
+        )
+
+        routes = pipeline.routes
+        yield from _per_sink(
+            routes,
+            CounterMetricFamily,
+            "dicom_bridge_events_forwarded",
+            "Events the sink acknowledged.",
+            lambda r: r.stats.forwarded,
+        )
+        yield from _per_sink(
+            routes,
+            CounterMetricFamily,
+            "dicom_bridge_events_filtered",
+            "Entries the route's filter left out.",
+            lambda r: r.stats.filtered,
+        )
+        yield from _per_sink(
+            routes,
+            CounterMetricFamily,
+            "dicom_bridge_events_dead_lettered",
+            "Events sent to the dead-letter target.",
+            lambda r: r.stats.dead_lettered,
+        )
+        failed = CounterMetricFamily(
+            "dicom_bridge_events_failed",
+            "Failed deliveries by kind: transient (retried), permanent (dead-lettered), "
+            "poison (unreadable entries, dead-lettered).",
+            labels=["sink", "kind"],
+        )
+        for route in routes:
+            for kind, count in route.stats.failed.items():
+                failed.add_metric([route.name, kind], count)
+        yield failed
+
+        def committed(route) -> int:
+            return sequence_of(route.committed_position)
+
+        yield from _per_sink(
+            routes,
+            GaugeMetricFamily,
+            "dicom_bridge_committed_sequence",
+            "Sequence of the route's committed cursor.",
+            committed,
+        )
+        yield from _per_sink(
+            routes,
+            GaugeMetricFamily,
+            "dicom_bridge_lag_entries",
+            "Feed latest sequence minus the committed cursor's sequence.",
+            lambda r: max(0, max(feed_latest, r.latest) - committed(r)),
+        )
+        now = now_ticks()
+        yield from _per_sink(
+            routes,
+            GaugeMetricFamily,
+            "dicom_bridge_lag_seconds",
+            "Age of the oldest entry admitted but not yet delivered (0 when none).",
+            lambda r: _age(r.tracker.oldest_timestamp if r.tracker else None, now),
+        )
+        yield from _per_sink(
+            routes,
+            GaugeMetricFamily,
+            "dicom_bridge_in_flight_batches",
+            "Sends under way.",
+            lambda r: r.in_flight,
+        )
+        yield from _per_sink(
+            routes,
+            GaugeMetricFamily,
+            "dicom_bridge_pending_events",
+            "Entries admitted beyond the cursor (bounded by max_pending).",
+            lambda r: len(r.tracker) if r.tracker else 0,
+        )
+        yield from _per_sink(
+            routes,
+            GaugeMetricFamily,
+            "dicom_bridge_sink_connected",
+            "1 when the sink's last send reached its peer.",
+            lambda r: int(r.connected),
+        )
+        yield from _per_sink(
+            routes,
+            GaugeMetricFamily,
+            "dicom_bridge_route_running",
+            "0 once a route stopped on an error.",
+            lambda r: int(r.running),
+        )
+
+
+def _per_sink(routes, family, name: str, documentation: str, value) -> Iterator[Metric]:
+    metric = family(name, documentation, labels=["sink"])
+    for route in routes:
+        metric.add_metric([route.name], value(route))
+    yield metric
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _age(timestamp: str | None, now: int) -> float:
+    if not timestamp:
+        return 0.0
+    try:
+        return max(0.0, (now - to_ticks(timestamp)) / TICKS_PER_SECOND)
+    except ValueError:
+        return 0.0

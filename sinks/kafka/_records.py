@@ -1,0 +1,93 @@
+"""Events → Kafka records: topic, key, value and headers, per the CloudEvents Kafka binding.
+
+- `cloudevents` (structured): the value is the event JSON, header
+  `content-type: application/cloudevents+json; charset=UTF-8`.
+- `cloudevents-binary`: the value is the entry JSON, the attributes are `ce_<name>` headers
+  and `datacontenttype` is the `content-type` header.
+- `raw`: the value is the entry JSON, header `content-type: application/json`.
+
+The static `headers:` of the config follow. The key defaults to the StudyInstanceUID (the
+binding's `partitionkey` mapping), so one study's records share a partition and keep their
+order. A templated topic is rendered per event; a rendered name Kafka would refuse is a
+per-event problem (`InvalidTopic`), not a reason to stop the route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sinks.kafka.config import invalid_topic_reason
+
+if TYPE_CHECKING:
+    from bridge.envelope import Event
+    from sinks.kafka.config import Config
+
+STRUCTURED_CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
+
+_KEYS: dict[str, Callable[[Event], str | None]] = {
+    "study": lambda event: event.entry.study,
+    "series": lambda event: event.entry.series,
+    "instance": lambda event: event.entry.sop,
+    "none": lambda event: None,
+}
+
+
+class InvalidTopic(Exception):
+    """A templated topic rendered to a name Kafka does not accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def topic_fields(event: Event) -> dict[str, str]:
+    """The values of the topic template's fields for one event."""
+    entry = event.entry
+    return {
+        "action": entry.action.lower(),
+        "state": (entry.state or "unknown").lower(),
+        "partition": entry.partition,
+        "type": event.type,
+        "study": entry.study,
+        "series": entry.series,
+        "sop": entry.sop,
+    }
+
+
+class RecordBuilder:
+    def __init__(self, config: Config) -> None:
+        self._template = config.topic if config.topic_is_template else None
+        self._topic = config.topic
+        self._key = _KEYS[config.key]
+        self._static = [(name, value.encode()) for name, value in config.headers.items()]
+
+    def topic(self, event: Event) -> str:
+        if self._template is None:
+            return self._topic
+        topic = self._template.format_map(topic_fields(event))
+        reason = invalid_topic_reason(topic)
+        if reason is not None:
+            raise InvalidTopic(f"topic template {self._template!r}: {reason}")
+        return topic
+
+    def build(self, event: Event) -> Record:
+        key = self._key(event)
+        return Record(
+            self.topic(event),
+            None if key is None else key.encode(),
+            event.body,
+            [*_format_headers(event), *self._static],
+        )
+
+
+def _format_headers(event: Event) -> list[tuple[str, bytes]]:
+    if event.format == "cloudevents":
+        return [("content-type", STRUCTURED_CONTENT_TYPE)]
+    binary = [(name, value.encode()) for name, value in event.ce_headers("ce_")]
+    return [*binary, ("content-type", event.content_type.encode())]

@@ -1,0 +1,1 @@
+"""HTTP webhook sink: CloudEvents over HTTP POST, signed per the Standard Webhooks spec."""
