@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.simulator_rate
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) out state .pytest_cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -174,6 +175,13 @@ def _run(args: argparse.Namespace) -> int:
 async def run_pipeline(config, *, exit_when_caught_up: bool = False, progress: bool = True) -> int:
     from bridge.pipeline import Pipeline
     from bridge.progress import Progress
+
+    # Entries, events and their slots are short-lived and free of cycles, yet each page
+    # allocates thousands of them: the default collector thresholds would scan the
+    # long-lived heap (modules, config) over and over. Freeze what exists now and collect
+    # the young generation less often (about 5% of catch-up CPU).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
     pipeline = Pipeline(config)
     pipeline.install_signal_handlers()

@@ -44,7 +44,7 @@ class Pipeline:
         self.telemetry = Telemetry() if config.http else None
         on_request = self.telemetry.observe_feed if self.telemetry else _ignore
         self.source = FeedSource(
-            feed_client(config.feed, on_request=on_request),
+            feed_client(config.feed, on_request=on_request, helper=True),
             page_size=config.feed.page_size,
             include_metadata=config.feed.include_metadata,
             # A cache only helps routes that trail one another; one route needs none.
@@ -184,7 +184,9 @@ def feed_key(url: str) -> str:
     return url.rstrip("/")
 
 
-def feed_client(feed: FeedConfig, on_request=None) -> FeedClient:
+def feed_client(feed: FeedConfig, on_request=None, *, helper: bool = False) -> FeedClient:
+    """The feed's HTTP client; `helper` (when `feed.http_helper` allows) moves its requests
+    to a helper process, which pays off for a running bridge, not for one probe."""
     return FeedClient(
         feed.url,
         feed.api_version,
@@ -193,6 +195,7 @@ def feed_client(feed: FeedConfig, on_request=None) -> FeedClient:
         backoff=Backoff(feed.retry.initial, feed.retry.max),
         fallback_after=feed.metadata_retries,
         max_connections=feed.prefetch + 2,  # httpcore scans every pooled connection per request
+        helper=helper and feed.http_helper,
         **({"on_request": on_request} if on_request else {}),
     )
 

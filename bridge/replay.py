@@ -62,7 +62,7 @@ async def replay(
         raise ValueError("--from must be >= 1 and --to >= --from")
     v1 = config.feed.model_copy(update={"api_version": "v1", "page_size": 100})
     source = FeedSource(
-        feed_client(v1), page_size=100, include_metadata=config.feed.include_metadata
+        feed_client(v1, helper=True), page_size=100, include_metadata=config.feed.include_metadata
     )
     if last is None:
         latest = await source.client.probe()

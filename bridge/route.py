@@ -326,7 +326,7 @@ class Route:
             if item.event is None:
                 self.stats.failed["poison"] += 1
                 await self._dead_letter(item.entry, item.entry.problem or "poison entry")
-                self.tracker.complete(item)
+                self._handled(item)
             else:
                 pending.append(item)
         attempt = 0
@@ -353,7 +353,7 @@ class Route:
                     continue
                 else:
                     self.stats.forwarded += 1
-                self.tracker.complete(item)
+                self._handled(item)
             pending = retry
             if pending:
                 self.stats.retries += len(pending)
@@ -363,6 +363,12 @@ class Route:
                     "%d events not delivered (%s); retrying in %.1fs", len(pending), reason, delay
                 )
                 await asyncio.sleep(delay)
+
+    def _handled(self, item: _Item) -> None:
+        """The entry is delivered, dead-lettered or filtered: its slot stays until the
+        watermark passes it, its payload (the event, the entry's bytes) goes now."""
+        item.event = item.entry = None
+        self.tracker.complete(item)
 
     async def _dead_letter(self, subject: Entry | Event, reason: str) -> None:
         entry = subject.entry if isinstance(subject, Event) else subject

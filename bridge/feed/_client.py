@@ -1,4 +1,4 @@
-"""HTTP access to the change feed: one keep-alive `httpx.AsyncClient`, retries, parsing.
+"""HTTP access to the change feed: keep-alive GETs (`_http`), retries, parsing.
 
 Transient failures (connection errors, timeouts, 408/429/5xx, a truncated or unparseable
 body) are retried with backoff for as long as it takes: data is never skipped. Requests the
@@ -25,11 +25,11 @@ from typing import Any
 import httpx
 import orjson
 
-from bridge import __version__
 from bridge.backoff import Backoff, parse_retry_after
 from bridge.feed._auth import AuthProvider, NoAuth
-from bridge.feed._entry import Entry, parse_entry
+from bridge.feed._entry import Entry, parse_entry, parse_served
 from bridge.feed._errors import FeedError, FeedRequestError
+from bridge.feed._http import Answer, Fetcher, HelperFetcher, HttpxFetcher, url_with
 from bridge.feed._timestamps import from_ticks, to_ticks
 
 log = logging.getLogger("bridge.feed")
@@ -61,6 +61,7 @@ class FeedClient:
         backoff: Backoff | None = None,
         fallback_after: int = 3,
         max_connections: int = 32,
+        helper: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
         on_request: Callable[[str, float], None] = lambda status, seconds: None,
     ) -> None:
@@ -73,21 +74,15 @@ class FeedClient:
         self.last_error: str | None = None  # None while the feed answers
         self.pages = 0
         self._on_request = on_request
-        self._http = httpx.AsyncClient(
-            base_url=f"{self.base_url}/{api_version}",
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={
-                "Accept": "application/json",
-                "User-Agent": f"dicom-changefeed-bridge/{__version__}",
-            },
-            transport=transport,
+        self._base = f"{self.base_url}/{api_version}"
+        self._fetch: Fetcher = (
+            HelperFetcher(max_connections=max_connections, timeout=timeout)
+            if helper and transport is None
+            else HttpxFetcher(max_connections=max_connections, timeout=timeout, transport=transport)
         )
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._fetch.close()
         await self.auth.close()
 
     async def __aenter__(self) -> FeedClient:
@@ -106,28 +101,20 @@ class FeedClient:
             try:
                 return _parse_latest(response)
             except MalformedPage as exc:
-                await self._pause(response.request.url, f"unparseable latest: {exc}", 0, None)
+                await self._pause(response.url, f"unparseable latest: {exc}", 0, None)
 
     async def probe(self) -> Entry | None:
         """One attempt at `latest`, no retries: for `check` and `offsets show`, which must
         answer promptly. Raises FeedError with one line on any failure."""
-        url = self._url("/changefeed/latest")
-        headers = {}
+        url = url_with(self._url("/changefeed/latest"), {"includeMetadata": "false"})
         try:
-            authorization = await self.auth.header()
-            if authorization:
-                headers["Authorization"] = authorization
-            response = await self._http.get(
-                "/changefeed/latest", params={"includeMetadata": "false"}, headers=headers
-            )
+            response = await self._fetch.get(url, await self._auth_headers())
         except httpx.TransportError as exc:
             raise FeedError(f"cannot reach {url}: {_describe(exc)}") from None
         except Exception as exc:  # credential errors from azure-identity, token files
             raise FeedError(f"cannot authenticate to {url}: {exc}") from None
-        if response.status_code not in (200, 204):
-            raise FeedRequestError(
-                response.status_code, str(response.request.url), _excerpt(response)
-            )
+        if response.status not in (200, 204):
+            raise FeedRequestError(response.status, url, _excerpt(response))
         try:
             return _parse_latest(response)
         except MalformedPage as exc:
@@ -271,57 +258,52 @@ class FeedClient:
                 attempts += 1
                 if attempts >= self.fallback_after:
                     raise _Exhausted(f"unparseable page: {exc}") from None
-                await self._pause(
-                    response.request.url, f"unparseable page: {exc}", attempts - 1, None
-                )
+                await self._pause(response.url, f"unparseable page: {exc}", attempts - 1, None)
                 continue
             self.pages += 1
             return entries
 
-    async def _get(
-        self, path: str, params: dict[str, Any], *, budget: int | None = None
-    ) -> httpx.Response:
+    async def _get(self, path: str, params: dict[str, Any], *, budget: int | None = None) -> Answer:
         """GET with retries. With a `budget`, 500s count against it (a 500 that persists on
         an includeMetadata page is the fallback case); other transient errors never do."""
+        url = url_with(self._url(path), params)
         attempt = 0
         server_errors = 0
         refreshed = False
         while True:
-            headers = {}
-            authorization = await self.auth.header()
-            if authorization:
-                headers["Authorization"] = authorization
+            headers = await self._auth_headers()
             started = time.monotonic()
             try:
-                response = await self._http.get(path, params=params, headers=headers)
+                response = await self._fetch.get(url, headers)
             except httpx.TransportError as exc:
                 self._count("error", started)
-                url = self._url(path)
                 self.last_error = f"cannot reach {url}: {_describe(exc)}"
                 await self._pause(url, _describe(exc), attempt, None)
                 attempt += 1
                 continue
-            status = response.status_code
+            status = response.status
             self._count(str(status), started)
             if status in (200, 204):
                 self.last_error = None
                 return response
-            self.last_error = f"{status} from GET {response.request.url}: {_excerpt(response)}"
+            self.last_error = f"{status} from GET {url}: {_excerpt(response)}"
             if status in TRANSIENT_STATUSES or status >= 500:
                 if status == 500 and budget is not None:
                     server_errors += 1
                     if server_errors >= budget:
                         raise _Exhausted(f"{status} {_excerpt(response)}")
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                await self._pause(
-                    response.request.url, f"{status} {_excerpt(response)}", attempt, retry_after
-                )
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                await self._pause(url, f"{status} {_excerpt(response)}", attempt, retry_after)
                 attempt += 1
                 continue
             if status == 401 and not refreshed and await self.auth.refresh():
                 refreshed = True
                 continue
-            raise FeedRequestError(status, str(response.request.url), _excerpt(response))
+            raise FeedRequestError(status, url, _excerpt(response))
+
+    async def _auth_headers(self) -> dict[str, str]:
+        authorization = await self.auth.header()
+        return {"Authorization": authorization} if authorization else {}
 
     def _count(self, status: str, started: float) -> None:
         self.responses[status] = self.responses.get(status, 0) + 1
@@ -365,21 +347,17 @@ def _cut_page(body: bytes) -> list[Entry] | None:
     while start < end:
         cut = body.find(_NEXT, start, end)
         stop = end if cut < 0 else cut
-        piece = body[start:stop]
         try:
-            value = orjson.loads(piece)
+            entries.append(parse_served(body[start:stop]))
         except orjson.JSONDecodeError:
             return None
-        entry = parse_entry(value)
-        entry.json = piece
-        entries.append(entry)
         start = stop + 1
     return entries
 
 
-def _parse_latest(response: httpx.Response) -> Entry | None:
+def _parse_latest(response: Answer) -> Entry | None:
     body = response.content.strip()
-    if response.status_code == 204 or not body or body == b"null":
+    if response.status == 204 or not body or body == b"null":
         return None
     try:
         value = orjson.loads(body)
@@ -407,7 +385,7 @@ def _describe(exc: httpx.TransportError) -> str:
     return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 
 
-def _excerpt(response: httpx.Response, limit: int = 200) -> str:
+def _excerpt(response: Answer, limit: int = 200) -> str:
     text = " ".join(response.text.split()) if response.content else ""
-    text = text or response.reason_phrase or "no body"
+    text = text or response.reason or "no body"
     return text if len(text) <= limit else text[: limit - 3] + "..."

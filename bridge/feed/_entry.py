@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 DEFAULT_PARTITION = "Microsoft.Default"
+_FROM_JSON: Any = object()  # `raw` not parsed yet: `json` holds it
 
 ACTIONS = {"create": "Create", "update": "Update", "delete": "Delete"}
 STATES = {"current": "Current", "replaced": "Replaced", "deleted": "Deleted"}
@@ -39,13 +42,13 @@ class Entry:
     """
 
     __slots__ = (
+        "_raw",
         "action",
         "flags",
         "json",
         "partition",
         "position",
         "problem",
-        "raw",
         "sequence",
         "series",
         "sop",
@@ -55,7 +58,7 @@ class Entry:
     )
 
     def __init__(self, raw: Any) -> None:
-        self.raw = raw
+        self._raw = raw
         self.json: bytes | None = None
         self.problem: str | None = None
         self.flags: tuple[str, ...] = ()
@@ -73,8 +76,27 @@ class Entry:
         return f"Entry(sequence={self.sequence}, action={self.action}, state={self.state})"
 
     @property
+    def raw(self) -> Any:
+        """The entry's JSON value as served (parsed from `json` on first use when the page
+        reader only read the entry's head)."""
+        if self._raw is _FROM_JSON:
+            self._raw = orjson.loads(self.json)
+        return self._raw
+
+    @property
     def poison(self) -> bool:
         return self.problem is not None
+
+
+def parse_served(piece: bytes) -> Entry:
+    """An entry from its exact served bytes (raises orjson.JSONDecodeError if they are not
+    valid JSON). The parsed value is not kept: the bytes are what gets forwarded, and a
+    page of DICOM metadata as Python objects takes several times its size in memory;
+    `raw` parses them again if someone asks."""
+    entry = parse_entry(orjson.loads(piece))
+    entry._raw = _FROM_JSON
+    entry.json = piece
+    return entry
 
 
 def parse_entry(obj: Any) -> Entry:

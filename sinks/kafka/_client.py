@@ -235,27 +235,29 @@ class Acks:
     thread; `wait()` returns them (None: acknowledged, else the KafkaError) once every
     record produced into the batch has one. Records never produced keep `_UNACKED`."""
 
-    __slots__ = ("_client", "_done", "_future", "_lock", "_outstanding", "errors")
+    __slots__ = ("_acked", "_client", "_done", "_future", "_lock", "_produced", "errors")
 
     def __init__(self, client: ProducerClient, size: int) -> None:
         self._client = client
         self._future: asyncio.Future[list[Any]] = client._loop.create_future()
         self._lock = threading.Lock()  # the poll thread and the loop both update it
-        self._outstanding = 0
+        self._produced = 0  # written by the loop thread only, read under the lock once done
+        self._acked = 0
         self._done = False  # no more records will be produced into it
         self.errors: list[Any] = [_UNACKED] * size
 
     def callback(self, index: int) -> Callable[[KafkaError | None, Any], None]:
-        return functools.partial(self._acked, index)
+        return functools.partial(self._on_delivery, index)
 
     def expect(self) -> None:
-        with self._lock:
-            self._outstanding += 1
+        """One more record was produced into the batch (loop thread; no lock: the poll
+        thread only compares the count once `wait()` published it under the lock)."""
+        self._produced += 1
 
     async def wait(self) -> list[Any]:
         with self._lock:
             self._done = True
-            complete = self._outstanding <= 0
+            complete = self._acked >= self._produced
         if complete:
             self._finish()
         return await self._future
@@ -267,18 +269,18 @@ class Acks:
             for index, outcome in enumerate(self.errors):
                 if outcome is _UNACKED:
                     self.errors[index] = error
-            self._outstanding = 0
+            self._acked = self._produced
             complete = self._done
         if complete:
             self._finish()
 
-    def _acked(self, index: int, error: KafkaError | None, _message: Any) -> None:
+    def _on_delivery(self, index: int, error: KafkaError | None, _message: Any) -> None:
         with self._lock:  # on the poll thread
             if self.errors[index] is not _UNACKED:
                 return  # failed already
             self.errors[index] = error
-            self._outstanding -= 1
-            complete = self._done and self._outstanding == 0
+            self._acked += 1
+            complete = self._done and self._acked == self._produced
         if complete:
             self._client._call_soon(self._finish)
 

@@ -66,6 +66,8 @@ class RecordBuilder:
         self._topic = config.topic
         self._key = _KEYS[config.key]
         self._static = [(name, value.encode()) for name, value in config.headers.items()]
+        #: Structured events all carry the same headers: one list, shared by every record.
+        self._structured = [("content-type", STRUCTURED_CONTENT_TYPE), *self._static]
 
     def topic(self, event: Event) -> str:
         if self._template is None:
@@ -78,16 +80,18 @@ class RecordBuilder:
 
     def build(self, event: Event) -> Record:
         key = self._key(event)
+        if event.format == "cloudevents":
+            headers = self._structured
+        else:
+            headers = [*_format_headers(event), *self._static]
         return Record(
-            self.topic(event),
+            self._topic if self._template is None else self.topic(event),
             None if key is None else key.encode(),
             event.body,
-            [*_format_headers(event), *self._static],
+            headers,
         )
 
 
 def _format_headers(event: Event) -> list[tuple[str, bytes]]:
-    if event.format == "cloudevents":
-        return [("content-type", STRUCTURED_CONTENT_TYPE)]
     binary = [(name, value.encode()) for name, value in event.ce_headers("ce_")]
     return [*binary, ("content-type", event.content_type.encode())]

@@ -28,6 +28,9 @@ PRODUCER_DEFAULTS: dict[str, str] = {
     "partitioner": "murmur2_random",
     "message.timeout.ms": "120000",
     "log.connection.close": "false",
+    # librdkafka would buffer up to 1 GB of records in memory ahead of slow brokers; the
+    # route's own queue is the buffer that counts, so a full local queue is backpressure.
+    "queue.buffering.max.kbytes": "65536",
 }
 
 #: Properties that cannot come from `producer:` (set elsewhere, or callbacks of the bridge).
@@ -110,7 +113,8 @@ class Config(SinkConfig):
         "sasl.mechanism, sasl.username, sasl.password, ssl.ca.location, compression.type, "
         "linger.ms, ...); they override the bridge's defaults: enable.idempotence=true, "
         "acks=all, linger.ms=5, partitioner=murmur2_random (the Java client's key "
-        "hashing), message.timeout.ms=120000, log.connection.close=false. Values of secret "
+        "hashing), message.timeout.ms=120000, log.connection.close=false, "
+        "queue.buffering.max.kbytes=65536. Values of secret "
         "properties (names with password, secret, passphrase, private.key, key.pem, jaas) are "
         "masked everywhere.",
     )

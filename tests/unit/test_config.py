@@ -249,7 +249,8 @@ def test_defaults() -> None:
         100,
         False,
     )
-    assert (feed.poll_interval, feed.safety_lag, feed.timeout, feed.prefetch) == (5, 60, 30, 4)
+    assert (feed.poll_interval, feed.safety_lag, feed.timeout, feed.prefetch) == (5, 60, 30, 8)
+    assert feed.http_helper is True
     assert (feed.retry.initial, feed.retry.max, feed.metadata_retries) == (0.2, 30, 3)
     assert feed.auth.type == "none"
     assert loaded.offsets.type == "sqlite"
