@@ -198,8 +198,9 @@ async def run_pipeline(config, *, exit_when_caught_up: bool = False, progress: b
         for route in pipeline.routes:
             if route.failure:
                 report(f"sink {route.name} stopped: {route.failure}")
-            if route.fatal:
-                report(f"error: {route.fatal}")
+        # A fatal error (the offset store failing) reaches every route: report it once.
+        for fatal in dict.fromkeys(str(route.fatal) for route in pipeline.routes if route.fatal):
+            report(f"error: {fatal}")
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@
 with one `key.path: message` line per problem (`bridge.config_errors`).
 
 Environment references (`${VAR}`, `${VAR:-default}`; `$${` for a literal `${`) are expanded
-in string values after YAML parsing (`bridge.config_env`). YAML keys repeated in one mapping
-are errors (PyYAML would silently keep the last one).
+in string values after YAML parsing (`bridge.config_env`). The YAML is read strictly
+(`bridge.config_yaml`): repeated keys, keys that are not strings, nesting too deep and
+alias bombs are `file:line:col` errors.
 
 Relative paths in the config are relative to the working directory.
 """
@@ -16,7 +17,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -30,8 +31,22 @@ from pydantic import (
 
 from bridge.blockingio import os_reason
 from bridge.config_env import expand_env
-from bridge.config_errors import ConfigError, format_path, line, validation_problems
-from bridge.config_types import Duration, RetryConfig, StrictModel, error_at, tagged_union
+from bridge.config_errors import (
+    ConfigError,
+    format_path,
+    is_secret,
+    line,
+    validation_problems,
+)
+from bridge.config_types import (
+    Duration,
+    RetryConfig,
+    StrictModel,
+    error_at,
+    host_port_problem,
+    tagged_union,
+)
+from bridge.config_yaml import StrictLoader
 from sinks import AnySinkConfig
 
 __all__ = [
@@ -167,10 +182,20 @@ class FeedConfig(StrictModel):
     @classmethod
     def _base_url(cls, value: str) -> str:
         parts = urlsplit(value.strip())
+        # Messages show the URL without user info, query and fragment: they may hold keys.
+        shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"invalid URL {value!r} (expected http(s)://host[:port][/path])")
+            raise ValueError(f"invalid URL {shown!r} (expected http(s)://host[:port][/path])")
+        problem = host_port_problem(parts)
+        if problem:
+            raise ValueError(f"invalid URL {shown!r} ({problem})")
+        if "@" in parts.netloc:
+            raise ValueError(
+                f"invalid URL {shown!r} with user info (credentials go in feed.auth: the URL "
+                "is logged and is every event's source)"
+            )
         if parts.query or parts.fragment:
-            raise ValueError(f"invalid URL {value!r} (no query or fragment allowed)")
+            raise ValueError(f"invalid URL {shown!r} (no query or fragment allowed)")
         segments = parts.path.rstrip("/").split("/")
         base = list(segments)
         while base and _TRAILING_ROUTE.fullmatch(base[-1]):
@@ -308,14 +333,22 @@ def load_config(path: str | os.PathLike[str]) -> BridgeConfig:
 def parse_config(text: str, source: str = "<string>") -> BridgeConfig:
     """Validate config text; `source` names it in YAML syntax errors."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise ConfigError([f"{where}: {exc.problem or exc.context}"]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. U+0080
+        row = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        reason = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+        raise ConfigError([f"{source}:{row}:{column}: {reason}"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: {exc}"]) from None
-    data, problems = expand_env({} if data is None else data, os.environ)
+        raise ConfigError([f"{source}: {' '.join(str(exc).split())}"]) from None
+    parsed = {} if data is None else data
+    data, problems = expand_env(
+        parsed, os.environ, secret=lambda path: is_secret(BridgeConfig, path, parsed)
+    )
     try:
         config = BridgeConfig.model_validate(data)
     except ValidationError as exc:
@@ -334,22 +367,3 @@ def parse_config(text: str, source: str = "<string>") -> BridgeConfig:
 
 def _within(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith((f"{prefix}.", f"{prefix}["))
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key repeated in one mapping instead of keeping the last."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str | int | float | bool):
-                continue  # SafeLoader itself rejects unhashable keys
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)

@@ -9,7 +9,7 @@ are never expanded again.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _REFERENCE = re.compile(r"\$(\$?)\{([^}]*)(\}?)")
@@ -17,11 +17,17 @@ _NAME_AND_DEFAULT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL
 Problem = tuple[tuple[str | int, ...], str]
 
 
-def expand_env(data: Any, environ: Mapping[str, str]) -> tuple[Any, list[Problem]]:
+def expand_env(
+    data: Any,
+    environ: Mapping[str, str],
+    secret: Callable[[tuple[str | int, ...]], bool] = lambda path: False,
+) -> tuple[Any, list[Problem]]:
     """Expand `${VAR}` / `${VAR:-default}` in every string value of `data` (not in keys).
 
     Returns the expanded data and (key path, message) problems. An unset variable
-    without default expands to "" so that validation can go on with the other keys.
+    without default expands to "" so that validation can go on with the other keys. An
+    invalid reference is quoted in its message, unless `secret(path)` says the value is a
+    secret (a password may contain `${`: the quote would show part of it).
     """
     problems: list[Problem] = []
 
@@ -40,10 +46,11 @@ def expand_env(data: Any, environ: Mapping[str, str]) -> tuple[Any, list[Problem
             return match[0][1:]
         reference = _NAME_AND_DEFAULT.fullmatch(body)
         if not closed or reference is None:
+            quoted = "in this secret value, not quoted" if secret(path) else f"'{match[0]}'"
             problems.append(
                 (
                     path,
-                    f"invalid reference '{match[0]}' (use ${{NAME}} or ${{NAME:-default}}, "
+                    f"invalid reference {quoted} (use ${{NAME}} or ${{NAME:-default}}, "
                     "and $${ for a literal ${)",
                 )
             )

@@ -31,10 +31,16 @@ class ConfigError(Exception):
 
 
 def format_path(path: Path) -> str:
-    """('sinks', 1, 'path') → `sinks[1].path`."""
+    """('sinks', 1, 'path') → `sinks[1].path`. A key that is empty or holds characters
+    that do not print (line breaks, controls) is quoted: `feed.'\\x0b'`, so that each
+    error stays one line."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        key = str(part) if str(part).isprintable() and str(part) else repr(str(part))
+        text += f".{key}" if text else key
     return text or "(top level)"
 
 
@@ -43,8 +49,48 @@ def line(path: Path, message: str) -> str:
 
 
 def validation_problems(exc: ValidationError, root: type[BaseModel]) -> list[tuple[Path, str]]:
-    """Each error of `exc` (raised validating `root`) as (config key path, message)."""
-    return [_problem(error, _locate(root, error["loc"])) for error in exc.errors()]
+    """Each error of `exc` (raised validating `root`) as (config key path, message); a value
+    no member of a plain union accepts is one problem, not one per member."""
+    problems, unions = [], set()
+    for error in exc.errors():
+        where = _locate(root, error["loc"])
+        if where.any_of:
+            if where.path in unions:
+                continue
+            unions.add(where.path)
+        problems.append(_problem(error, where))
+    return problems
+
+
+def is_secret(root: type[BaseModel], path: Path, data: Any) -> bool:
+    """Whether the value at config key `path` of `data` (validated as `root`) is or holds a
+    secret. Unions are resolved by the data's `type` key, or by any member if it has none."""
+    annotation: Any = root
+    for index, part in enumerate(path):
+        members = _union_members(annotation)
+        if members:
+            tag = data.get("type") if isinstance(data, dict) else None
+            known = isinstance(tag, str) and tag in members
+            candidates = [members[tag]] if known else list(members.values())
+            return any(is_secret(model, path[index:], data) for model in candidates)
+        annotation = _child(_strip(annotation), part)
+        if annotation is None:
+            return False
+        data = data.get(part) if isinstance(data, dict) else _item(data, part)
+    return _holds_secret(annotation)
+
+
+def _item(data: Any, index: str | int) -> Any:
+    if isinstance(data, list) and isinstance(index, int) and 0 <= index < len(data):
+        return data[index]
+    return None
+
+
+def _holds_secret(annotation: Any) -> bool:
+    """SecretStr, or a type built from it (a list, a mapping, a union...)."""
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr):
+        return True
+    return any(_holds_secret(argument) for argument in get_args(annotation))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,20 +98,25 @@ class _Location:
     path: Path  # the config keys, without union tags
     owner: type[BaseModel] | None  # the model the last key belongs to
     annotation: Any  # the type expected at the location, when known
+    any_of: bool = False  # the location is a plain union: the error is one member's
 
 
 def _locate(root: type[BaseModel], loc: Sequence[str | int]) -> _Location:
     path: list[str | int] = []
     owner: type[BaseModel] | None = None
     annotation: Any = root
+    any_of = False
     for part in loc:
         members = _union_members(annotation)
         if isinstance(part, str) and part in members:
             annotation = members[part]  # a discriminator tag, not a key of the file
             continue
+        if isinstance(part, str) and not members and _is_union(_strip(annotation)):
+            any_of = True  # a plain union member's tag (`str`, `int`...), not a key either
+            continue
         path.append(part)
         annotation, owner = _child(_strip(annotation), part), _model(annotation)
-    return _Location(tuple(path), owner, annotation)
+    return _Location(tuple(path), owner, annotation, any_of)
 
 
 def _child(annotation: Any, part: str | int) -> Any:
@@ -131,8 +182,10 @@ def _union_members(annotation: Any) -> dict[str, type[BaseModel]]:
 def _problem(error: Any, where: _Location) -> tuple[Path, str]:
     kind, ctx, path = error["type"], error.get("ctx") or {}, where.path
     expected = _strip(where.annotation)
-    secret = isinstance(expected, type) and issubclass(expected, SecretStr)
+    secret = _holds_secret(expected)
     got = "" if secret else _got(error.get("input"))
+    if where.any_of:
+        return path, f"expected {_any_of(expected)}{got}"
     if kind == LOCATED_ERROR:
         return (*path, *ctx["at"]), ctx["message"]
     if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -190,6 +243,27 @@ _BOUNDS = {
     "string_too_short": "must have at least {min_length} character(s)",
     "string_too_long": "must have at most {max_length} character(s)",
 }
+
+
+_MEMBER_WORDS = (
+    (bool, "true or false"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (SecretStr, "a string"),
+)
+
+
+def _any_of(union: Any) -> str:
+    """What a plain union accepts, in words: `a string, an integer or true or false`."""
+    words: list[str] = []
+    for member in map(_strip, _not_none(union)):
+        word = "a mapping" if _model(member) else getattr(member, "__name__", str(member))
+        if isinstance(member, type):
+            word = next((w for kind, w in _MEMBER_WORDS if issubclass(member, kind)), word)
+        if word not in words:
+            words.append(word)
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
 def _closest(word: str, choices: Sequence[str]) -> str | None:

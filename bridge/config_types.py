@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Union, get_args
+from urllib.parse import SplitResult
 
 from pydantic import (
     BaseModel,
@@ -71,6 +72,19 @@ def parse_duration(value: Any) -> float:
     if seconds < 0:
         raise ValueError(f"invalid duration {_show(value)} (must not be negative)")
     return seconds
+
+
+def host_port_problem(parts: SplitResult) -> str | None:
+    """Why the host or port of a split http(s) URL cannot work, or None. Caught here, such
+    a URL would only fail at the first request, retried for ever as if the peer were down."""
+    host = parts.hostname or ""
+    if not host.isprintable() or " " in host:
+        return "the host has characters no host name has"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number 0..65535
+    except ValueError:
+        return "the port must be a number 0..65535"
+    return None
 
 
 def _show(value: Any) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from bridge.simulator.process import SimulatorSubprocess
+from sinks.webhook.outcome import display_url
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -94,4 +95,5 @@ async def _append_studies(url: str) -> None:
 
 
 def _where(sink) -> str:
-    return str(getattr(sink, "path", None) or getattr(sink, "url", None) or sink.type)
+    url = getattr(sink, "url", None)  # without user info and query, which may hold keys
+    return str(getattr(sink, "path", None) or (url and display_url(url)) or sink.type)

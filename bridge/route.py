@@ -285,6 +285,7 @@ class Route:
                 except SinkFatalError:
                     raise
                 except Exception as exc:
+                    _raise_if_cancelled()
                     delay = self.backoff.delay(attempt)
                     attempt += 1
                     self.last_error = f"cannot open sink {sink.name}: {exc}"
@@ -410,6 +411,7 @@ class Route:
             outcomes = [Transient(f"{type(exc).__name__}: {exc}")] * len(events)
         finally:
             self._on_send(sink.name, time.monotonic() - started)
+        _raise_if_cancelled()
         if len(outcomes) != len(events):
             reason = f"sink {sink.name} returned {len(outcomes)} outcomes for {len(events)} events"
             outcomes = [Transient(reason)] * len(events)
@@ -441,3 +443,13 @@ class Route:
             self.log.error("%s", exc)
             self.stop_intake()
             self._on_change()
+
+
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation a client library swallowed: the Service Bus SDK's connect
+    (through Python 3.11's `asyncio.wait_for`) can answer a cancelled send with a
+    connection error instead, and the route would retry it until the peer came back,
+    holding up the shutdown all that time."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -71,9 +71,17 @@ def readiness(pipeline: Pipeline) -> dict[str, str]:
             problems["offsets"] = str(route.fatal)
         if route.failure:
             problems[f"sink {route.name}"] = f"stopped: {route.failure}"
-        elif not route.connected:
-            problems[f"sink {route.name}"] = route.last_error or "not connected yet"
+        elif not route.connected or _unreachable(route):
+            problems[f"sink {route.name}"] = (
+                _unreachable(route) or route.last_error or "not connected yet"
+            )
     return problems
+
+
+def _unreachable(route) -> str | None:
+    """What the sink knows of its peer being unreachable while a send is pending (a Kafka
+    producer with every broker down): the send outcomes alone would not tell yet."""
+    return getattr(route.sink, "unreachable", None)
 
 
 class _PipelineCollector:
@@ -183,7 +191,7 @@ class _PipelineCollector:
             GaugeMetricFamily,
             "dicom_bridge_sink_connected",
             "1 when the sink's last send reached its peer.",
-            lambda r: int(r.connected),
+            lambda r: int(r.connected and not _unreachable(r)),
         )
         yield from _per_sink(
             routes,

@@ -64,4 +64,8 @@ class Sink(Protocol):
         """Probe the peer; return a one-line description, raise SinkError if unreachable."""
         ...
 
+    # Optional: `unreachable: str | None`, why the peer cannot be reached right now when
+    # the sink knows it while a send is still pending (readiness and the connected gauge
+    # use it; without it, only send outcomes tell).
+
     async def close(self) -> None: ...

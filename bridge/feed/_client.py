@@ -94,7 +94,9 @@ class FeedClient:
     # -- public reads -------------------------------------------------------------------
 
     async def latest(self) -> Entry | None:
-        """The newest entry, or None on an empty feed (204, an empty body or `null`)."""
+        """The newest entry, or None on an empty feed (204, an empty body or `null`). It
+        can be poison: only its sequence is sure, and a latest entry whose sequence cannot
+        be read is retried like a truncated body (the end of the feed must be known)."""
         params = {"includeMetadata": "false"}
         while True:
             response = await self._get("/changefeed/latest", params)
@@ -339,8 +341,9 @@ def _cut_page(body: bytes) -> list[Entry] | None:
     """Cut a page as the server writes it (compact, `sequence` first) into its entries'
     exact bytes, so they can be forwarded without being encoded again. A cut inside a
     string value leaves a piece that does not parse: then None, and the page is parsed
-    whole instead."""
-    if not (body.startswith(_FIRST) and body.endswith(b"}]")):
+    whole instead. So is a page with line breaks: events embed these bytes, and JSON Lines
+    sinks need each event on one line."""
+    if not (body.startswith(_FIRST) and body.endswith(b"}]")) or b"\n" in body or b"\r" in body:
         return None
     entries = []
     start, end = 1, len(body) - 1
@@ -364,7 +367,7 @@ def _parse_latest(response: Answer) -> Entry | None:
     except orjson.JSONDecodeError as exc:
         raise MalformedPage(f"invalid JSON ({exc})") from None
     entry = parse_entry(value)
-    if entry.poison:
+    if entry.sequence is None:  # the sequence is what readers need of the latest entry
         raise MalformedPage(entry.problem or "invalid entry")
     return entry
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 DEFAULT_PARTITION = "Microsoft.Default"
+MAX_SEQUENCE = 2**63 - 1  # the service's BIGINT identity; cursors are stored as int64
 _FROM_JSON: Any = object()  # `raw` not parsed yet: `json` holds it
 
 ACTIONS = {"create": "Create", "update": "Update", "delete": "Delete"}
@@ -119,7 +120,7 @@ def _exact(obj: dict) -> Entry | None:
     partition = get("partitionName", DEFAULT_PARTITION)
     if not (
         type(sequence) is int
-        and sequence > 0
+        and 0 < sequence <= MAX_SEQUENCE
         and type(study) is str
         and study
         and type(series) is str
@@ -152,10 +153,10 @@ def _tolerant(obj: Any) -> Entry:
     if not isinstance(obj, dict):
         entry.problem = f"entry is a JSON {type(obj).__name__}, not an object"
         return entry
-    fields = obj if _has_canonical_names(obj) else _canonical_view(obj)
+    fields = _canonical_view(obj)
 
     sequence = fields.get("sequence")
-    if type(sequence) is int and sequence > 0:
+    if type(sequence) is int and 0 < sequence <= MAX_SEQUENCE:
         entry.sequence = sequence
     else:
         entry.problem = f"invalid or missing sequence: {_excerpt(sequence)}"
@@ -195,17 +196,14 @@ def _tolerant(obj: Any) -> Entry:
     return entry
 
 
-def _has_canonical_names(obj: dict) -> bool:
-    # Fast path: the real server's camelCase names.
-    return "sequence" in obj and "sopInstanceUid" in obj and "action" in obj
-
-
 def _canonical_view(obj: dict) -> dict:
+    """The bridge's fields by their camelCase names, whatever the casing of each name (a
+    name spelled exactly so wins over other casings of it)."""
     view: dict[str, Any] = {}
     for key, value in obj.items():
         name = _BY_LOWER.get(key.lower()) if isinstance(key, str) else None
-        if name is not None:
-            view.setdefault(name, value)
+        if name is not None and (key == name or name not in view):
+            view[name] = value
     return view
 
 

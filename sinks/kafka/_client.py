@@ -61,6 +61,8 @@ class ProducerClient:
         #: The authentication failure the cluster answered with, if any.
         self.refused: KafkaError | None = None
         self._all_brokers_down = False
+        #: When librdkafka reported every broker down, until a record is acknowledged.
+        self.down_since: float | None = None
         self._last_error: tuple[float, str] | None = None
         self._pending: set[Acks] = set()
         self._room = asyncio.Event()
@@ -124,6 +126,14 @@ class ProducerClient:
         when, text = self._last_error
         return f"last broker error {time.monotonic() - when:.0f}s ago: {text}"
 
+    def unreachable(self) -> str | None:
+        """Why produced records wait, when every broker is down (records stay queued in
+        librdkafka until one comes back, so the send itself neither fails nor ends)."""
+        if self.down_since is None or not self._pending:
+            return None
+        down = time.monotonic() - self.down_since
+        return f"kafka {self.bootstrap}: every broker down for {down:.0f}s, records waiting"
+
     def _finished(self, acks: Acks) -> None:
         self._pending.discard(acks)
 
@@ -148,7 +158,9 @@ class ProducerClient:
                 return await asyncio.to_thread(self._list_topics, topic, attempt)
             except KafkaException as exc:
                 error = error_of(exc)
-            reason = fatal_reason(error, topic, self._secrets)
+            # A refusal reaches only error_cb: the metadata request fails as a transport error.
+            cause = self.refused if self.refused is not None else error
+            reason = fatal_reason(cause, topic, self._secrets)
             if reason is not None:
                 raise SinkFatalError(reason)
             if self._all_brokers_down or time.monotonic() >= deadline:
@@ -192,6 +204,8 @@ class ProducerClient:
             self._call_soon(lambda: self._fail_pending(error))
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._all_brokers_down = True
+            if self.down_since is None:
+                self.down_since = time.monotonic()
         else:
             self._last_error = (time.monotonic(), text)
 
@@ -280,6 +294,8 @@ class Acks:
                 return  # failed already
             self.errors[index] = error
             self._acked += 1
+            if error is None:
+                self._client.down_since = None  # a broker is back
             complete = self._done and self._acked == self._produced
         if complete:
             self._client._call_soon(self._finish)

@@ -88,6 +88,11 @@ class KafkaSink:
                 outcomes.append(self._failure(client, error, topics[index]))
         return outcomes
 
+    @property
+    def unreachable(self) -> str | None:
+        """Every broker down while records wait for them (see `Sink.unreachable`)."""
+        return None if self._client is None else self._client.unreachable()
+
     async def check(self) -> str:
         """Reach the cluster and, for a fixed topic, read its metadata (never creating
         it); one line, within PROBE_TIMEOUT."""

@@ -127,6 +127,12 @@ class Config(SinkConfig):
             return None
         host = re.sub(r"^(sb|amqps?)://", "", value.strip(), flags=re.IGNORECASE).rstrip("/")
         if not _NAMESPACE.fullmatch(host):
+            if any(char in value for char in ";="):  # a connection string, in the wrong key
+                raise ValueError(
+                    "expected a host such as myns.servicebus.windows.net, got key=value "
+                    "settings (not shown: they may hold a key); a connection string goes in "
+                    "connection_string"
+                )
             raise ValueError(f"expected a host such as myns.servicebus.windows.net, got {value!r}")
         return host
 

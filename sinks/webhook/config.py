@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
-from bridge.config_types import Duration, StrictModel, error_at
+from bridge.config_types import Duration, StrictModel, error_at, host_port_problem
 from sinks._config import SinkConfig
 
 _SECRET = re.compile(r"(?:whsec_)?[A-Za-z0-9+/]+={0,2}")
@@ -151,6 +151,9 @@ class Config(SinkConfig):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
+        problem = host_port_problem(parts)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("secret")
@@ -194,6 +197,18 @@ class Config(SinkConfig):
             raise error_at(
                 "headers", message="Authorization is already set by bearer_token; keep one"
             )
+        # httpx turns user info into Basic authentication, replacing any other Authorization.
+        if "@" in urlsplit(self.url).netloc:
+            other = "bearer_token" if self.bearer_token is not None else None
+            other = other or next(
+                (f"headers.{n}" for n in self.headers if n.lower() == "authorization"), None
+            )
+            if other is not None:
+                raise error_at(
+                    "url",
+                    message=f"its user info (Basic authentication) and {other} would both set "
+                    "Authorization; keep one",
+                )
         if self.batch is not None:
             if self.format != "cloudevents":
                 raise error_at(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,10 +35,21 @@ def bridge_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "bridge", *arguments]
 
 
-def run_bridge(*arguments: str, timeout: float = 120.0, cwd: Path | None = None):
-    """Run the CLI to completion; returns the CompletedProcess (text output)."""
+def run_bridge(
+    *arguments: str,
+    timeout: float = 120.0,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+):
+    """Run the CLI to completion (in `env`, default: this process's environment); returns
+    the CompletedProcess (text output)."""
     return subprocess.run(
-        bridge_command(*arguments), capture_output=True, text=True, timeout=timeout, cwd=cwd
+        bridge_command(*arguments),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -74,12 +86,23 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
     return time.monotonic() - started
 
 
+def rotated_parts(path: Path) -> list[Path]:
+    """A file sink's files in the order they were written: the rotated parts
+    `<stem>.<N><suffix>` by N, then the current file."""
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"{re.escape(path.stem)}\.(\d+){re.escape(path.suffix)}")
+    numbered = [
+        (int(m[1]), part) for part in path.parent.iterdir() if (m := pattern.fullmatch(part.name))
+    ]
+    return [part for _, part in sorted(numbered)] + ([path] if path.exists() else [])
+
+
 def read_events(path: Path) -> tuple[list[dict], int]:
-    """Events of a JSON Lines file (all rotated parts), and how many lines were broken
-    (a SIGKILL can cut the last line of a batch)."""
+    """Events of a JSON Lines file (all rotated parts, in write order), and how many lines
+    were broken (a SIGKILL can cut the last line of a batch)."""
     events, broken = [], 0
-    parts = sorted(path.parent.glob(f"{path.stem}*{path.suffix}"))
-    for part in parts:
+    for part in rotated_parts(path):
         for line in part.read_bytes().splitlines():
             try:
                 events.append(orjson.loads(line))

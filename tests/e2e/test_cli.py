@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
+from bridge.offsets import OffsetStoreError
+from bridge.offsets.memory import MemoryOffsetStore
 from tests.e2e.helpers import read_events, run_bridge, write_config
 
 VALID = """
@@ -164,6 +166,26 @@ def test_offsets_show_set_and_reset(simulator, tmp_path, capsys):
 
     assert main(["offsets", "set", "-c", str(config), "--sink", "nope", "--sequence", "1"]) == 1
     assert "no sink named 'nope'" in capsys.readouterr().err
+
+
+class _FullStore(MemoryOffsetStore):
+    async def commit(self, feed: str, sink: str, position: str, sequence: int | None) -> None:
+        raise OffsetStoreError("offset store state/offsets.db: database or disk is full")
+
+
+def test_a_failing_offset_store_stops_the_bridge_with_one_line(
+    simulator, tmp_path, capsys, monkeypatch
+):
+    # Found by the chaos suite: the error reaches every route, and each reported it.
+    sim = simulator(entries=300, seed=9)
+    sinks = [{"name": n, "type": "file", "path": str(tmp_path / f"{n}.jsonl")} for n in "abc"]
+    config = write_config(tmp_path / "bridge.yaml", sim.url, sinks)
+    monkeypatch.setattr("bridge.pipeline.open_store", lambda offsets: _FullStore())
+    assert main(["run", "-c", str(config)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "dicom-bridge:" in line]
+    assert errors == [
+        "dicom-bridge: error: offset store state/offsets.db: database or disk is full"
+    ]
 
 
 def test_demo_runs_on_a_fresh_checkout_layout(tmp_path):

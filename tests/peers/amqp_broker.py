@@ -113,6 +113,8 @@ class Broker(Handler):
             return self.store.stats()
         if op == "messages":
             return self.store.view(request.get("entity"))
+        if op == "arrivals":
+            return {"arrivals": self.store.arrivals(request["entity"])}
         if op == "clear":
             self.store.clear()
             return self.store.stats()

@@ -5,6 +5,7 @@
         peer.set(duplicate_detection=True, max_message_size=8192, server_busy=False)
         peer.outage(10)                           # drop connections, listen again in 10 s
         peer.messages("queue")                    # stored messages, oldest first (dicts)
+        peer.arrivals("queue")                    # (message id, enqueue time) pairs
         peer.stats()                              # counters, queue depths, settings
 
 The child (`python -m tests.peers.amqp_peer`) prints one line with its address, then answers
@@ -123,6 +124,10 @@ class AmqpPeer:
 
     def messages(self, entity: str) -> list[dict[str, Any]]:
         return self.request("messages", entity=entity)[entity]
+
+    def arrivals(self, entity: str) -> list[tuple[str | None, float]]:
+        """(message id, enqueue time as `time.monotonic()` sees it) per stored message."""
+        return [tuple(pair) for pair in self.request("arrivals", entity=entity)["arrivals"]]
 
     def clear(self) -> dict[str, Any]:
         return self.request("clear")

@@ -11,7 +11,8 @@ shuts it down, so nothing outlives a crashed test run.
         kafka.set_down(1); kafka.set_up(1)                  # a broker outage
         kafka.push_broker_errors(2, "Produce", "NOT_LEADER_FOR_PARTITION", "REQUEST_TIMED_OUT")
         assert kafka.errors_left(2, "Produce") == 0         # ...once the producer hit them
-        read_all(kafka.bootstrap, "dicom.changes")          # a real consumer, to the end
+
+Reading records back: `tests.peers.kafka_records` (`read_all`, `Collector`).
 
 A broker's own error stack for an API (`push_broker_errors`) shadows the cluster-wide one
 (`push_errors`) on that broker from then on, even once empty, and cannot be cleared: tests
@@ -37,12 +38,12 @@ import selectors
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
+
+from tests.peers.kafka_records import consumer
 
 #: Kafka protocol API keys the tests inject errors into.
 API_KEYS = {"Produce": 0, "InitProducerId": 22}
@@ -237,12 +238,12 @@ class KafkaMock:
 
     def leader(self, topic: str, partition: int = 0) -> int:
         """The broker id leading a partition of an existing topic."""
-        consumer = _consumer(self.bootstrap)
+        client = consumer(self.bootstrap)
         try:
-            metadata = consumer.list_topics(topic, timeout=self.timeout).topics[topic]
+            metadata = client.list_topics(topic, timeout=self.timeout).topics[topic]
             return metadata.partitions[partition].leader
         finally:
-            consumer.close()
+            client.close()
 
     def errors_left(self, broker: int, api: str) -> int:
         """How many of the errors pushed on `broker` for `api` are still waiting."""
@@ -315,107 +316,6 @@ def error_code(error: str | int) -> int:
     from confluent_kafka import KafkaError
 
     return int(getattr(KafkaError, error))
-
-
-# -- reading back ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
-def _consumer(bootstrap: str) -> Any:
-    from confluent_kafka import Consumer
-
-    return Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "tests",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            "reconnect.backoff.max.ms": 500,
-            "log_level": 2,  # the tests bring brokers down on purpose
-        }
-    )
-
-
-def _assign_all(consumer: Any, topic: str, timeout: float) -> list[int]:
-    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-    partitions = sorted(consumer.list_topics(topic, timeout=timeout).topics[topic].partitions)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    return partitions
-
-
-def _records(messages: list[Any]) -> list[Record]:
-    records = []
-    for message in messages:
-        if message.error() is not None:
-            raise MockError(f"consumer error: {message.error()}")
-        records.append(
-            Record(
-                message.topic(),
-                message.partition(),
-                message.offset(),
-                message.key(),
-                message.value(),
-                list(message.headers() or []),
-            )
-        )
-    return records
-
-
-def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Record]:
-    """Every record of `topic` up to its current end (the high watermark of each
-    partition), so duplicates cannot hide behind a count."""
-    from confluent_kafka import TopicPartition
-
-    consumer = _consumer(bootstrap)
-    try:
-        partitions = _assign_all(consumer, topic, timeout)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-            for p in partitions
-        }
-        records: list[Record] = []
-        deadline = time.monotonic() + timeout
-        while any(ends.values()) and time.monotonic() < deadline:
-            for record in _records(consumer.consume(1000, timeout=0.2)):
-                records.append(record)
-                if record.offset + 1 >= ends[record.partition]:
-                    ends[record.partition] = 0
-        if any(ends.values()):
-            raise MockError(f"{topic}: not read to its end within {timeout}s")
-        return records
-    finally:
-        consumer.close()
-
-
-class Collector:
-    """Reads `topic` from the beginning on a thread, for as long as it runs."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.records: list[Record] = []
-        self._consumer = _consumer(bootstrap)
-        _assign_all(self._consumer, topic, 30.0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.records += _records(self._consumer.consume(1000, timeout=0.1))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._consumer.close()
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ the signature (401), parsing (400), `reject` (a status for every request carryin
 sequence), `script` (per sequence, the faults of the next requests carrying it, then
 normal), then random ones: `rate_drop` (a 200 status line, then the connection closes
 mid-body), `rate_stall` (no answer until the client gives up), `rate_503`, `rate_429`
-(with `Retry-After: retry_after`). A fault is `"503"`, `"429"`, `"stall"`, `"drop"` or any
-status code.
+(with `Retry-After: retry_after`), `rate_late` (accepted, so counted as delivered, but
+answered only once the client gave up: an acknowledgement lost). A fault is `"503"`,
+`"429"`, `"stall"`, `"drop"`, `"late"` or any status code.
 
 `python -m tests.peers.webhook_receiver --secret S` serves in the foreground (for the
 benchmark) and prints `webhook receiver listening on URL`; `GET /_receiver/stats` returns
@@ -103,6 +104,7 @@ class Faults:
     rate_503: float = 0.0
     rate_429: float = 0.0
     retry_after: str = "1"
+    rate_late: float = 0.0
 
 
 class _Answer(Exception):
@@ -290,6 +292,7 @@ class WebhookReceiver:
                 ("stall", faults.rate_stall),
                 ("503", faults.rate_503),
                 ("429", faults.rate_429),
+                ("late", faults.rate_late),
             ):
                 if draw < rate:
                     return fault
@@ -297,6 +300,9 @@ class WebhookReceiver:
         return None
 
     async def _inject(self, fault: str, request: Request, receive: Any, send: Any) -> None:
+        if fault == "late":  # accepted, but answered only once the client gave up
+            await self._inject("stall", request, receive, send)
+            raise _Answer(204, "")
         if fault == "stall":  # until the client gives up (it closes the connection)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STALL_CAP):

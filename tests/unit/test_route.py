@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import orjson
@@ -243,3 +244,39 @@ async def test_memory_is_bounded_by_max_pending(tmp_path, max_pending):
     route.stop_intake()
     await route.close()
     assert peak <= max_pending
+
+
+class SwallowingSink(ScriptedSink):
+    """A peer that is down, behind a client library that answers a cancelled call with a
+    connection error instead of raising CancelledError (the Service Bus SDK does, through
+    Python 3.11's asyncio.wait_for; found by the chaos suite)."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+        self.inside = asyncio.Event()
+
+    async def _refused(self) -> None:
+        self.inside.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.01)
+        raise ConnectionRefusedError("connection refused")
+
+    async def open(self):
+        if self.failing == "open":
+            await self._refused()
+
+    async def send(self, events):
+        await self._refused()
+
+
+@pytest.mark.parametrize("failing", ["open", "send"])
+async def test_closing_stops_retrying_even_when_the_sink_swallows_the_cancellation(
+    tmp_path, failing
+):
+    sink = SwallowingSink(failing)
+    route = route_for(tmp_path, [entry(s) for s in range(1, 20)], sink)
+    await route.start()
+    await sink.inside.wait()
+    await asyncio.wait_for(route.close(), 2)  # the route retried forever before the fix
+    assert route.committed == 0

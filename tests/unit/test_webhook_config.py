@@ -50,11 +50,16 @@ def test_a_bad_secret_is_reported_without_its_value(value: str) -> None:
 
 
 def test_no_secret_value_appears_in_repr() -> None:
-    config = sink(
-        f", secret: {SECRET}, bearer_token: tok3n, headers: {{X-Api-Key: k3y}}",
-        url="https://u:pw@h/x?code=urlkey",
-    )
-    shown = repr(config) + str(config)
+    configs = [  # user info (Basic authentication) excludes a bearer token
+        sink(
+            f", secret: {SECRET}, bearer_token: tok3n, headers: {{X-Api-Key: k3y}}",
+            url="https://h/x?code=urlkey",
+        ),
+        sink(
+            f", secret: {SECRET}, headers: {{X-Api-Key: k3y}}", url="https://u:pw@h/x?code=urlkey"
+        ),
+    ]
+    shown = "".join(repr(config) + str(config) for config in configs)
     for secret in (SECRET.removeprefix("whsec_"), "tok3n", "k3y", "urlkey", "pw@"):
         assert secret not in shown
 

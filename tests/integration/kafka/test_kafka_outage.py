@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.e2e.helpers import bridge_command, stop, wait_for, write_config
-from tests.peers.kafka_mock import Collector, read_all
+from tests.peers.kafka_records import Collector, read_all
 
 OUTAGE = 10.0
 

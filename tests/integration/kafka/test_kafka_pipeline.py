@@ -16,7 +16,7 @@ from cloudevents.core.formats.json import JSONFormat
 from bridge.config import parse_config
 from bridge.pipeline import Pipeline
 from tests.e2e.helpers import read_events
-from tests.peers.kafka_mock import Record, read_all
+from tests.peers.kafka_records import Record, read_all
 
 
 def bridge_config(feed_url: str, tmp_path, sink: dict, include_metadata: bool = False):

@@ -12,7 +12,7 @@ import pytest
 from sinks import create_sink
 from sinks._base import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
 from tests.integration.kafka.helpers import kafka_config, make_events, open_sink
-from tests.peers.kafka_mock import read_all
+from tests.peers.kafka_records import read_all
 
 
 def by_key(records) -> dict[bytes, list]:
@@ -259,3 +259,25 @@ async def test_check_of_an_unreachable_bootstrap_is_one_line_and_prompt():
     assert "\n" not in message
     assert message.startswith("kafka 127.0.0.1:1: unreachable (")
     assert "Connection refused" in message
+
+
+async def test_a_send_waiting_for_downed_brokers_reports_the_sink_unreachable(kafka, new_topic):
+    # Found by the chaos suite: with every broker down, records wait in librdkafka and the
+    # send neither fails nor ends (for message.timeout.ms), so readiness said "ready".
+    topic = new_topic(2)
+    sink = await open_sink(kafka.bootstrap, topic, producer={"reconnect.backoff.max.ms": 200})
+    try:
+        assert await sink.send(make_events(3)) == [DELIVERED] * 3
+        assert sink.unreachable is None
+        kafka.set_down(-1)
+        sending = asyncio.create_task(sink.send(make_events(3, first=4)))
+        deadline = time.monotonic() + 30
+        while sink.unreachable is None:
+            assert time.monotonic() < deadline, "never reported unreachable"
+            await asyncio.sleep(0.05)
+        assert "every broker down" in sink.unreachable
+        kafka.set_up(-1)
+        assert await asyncio.wait_for(sending, 60) == [DELIVERED] * 3
+        assert sink.unreachable is None
+    finally:
+        await sink.close()
