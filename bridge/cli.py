@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -167,12 +168,32 @@ def load(path: Path):
 def _run(args: argparse.Namespace) -> int:
     from bridge.lock import state_lock
 
+    early_stop = _record_sigterm()
     config = load(args.config)
     with state_lock(config, "run"):
-        return run_async(run_pipeline(config, exit_when_caught_up=args.exit_when_caught_up))
+        return run_async(
+            run_pipeline(
+                config, exit_when_caught_up=args.exit_when_caught_up, stop_requested=early_stop
+            )
+        )
 
 
-async def run_pipeline(config, *, exit_when_caught_up: bool = False, progress: bool = True) -> int:
+def _record_sigterm() -> list[int]:
+    """Until the event loop takes the signals over, SIGTERM would kill the bridge with the
+    default action (exit -15) while it imports sinks, reads its config and connects: record
+    it instead, and the pipeline stops cleanly (exit 0) as soon as it starts."""
+    received: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
+    return received
+
+
+async def run_pipeline(
+    config,
+    *,
+    exit_when_caught_up: bool = False,
+    progress: bool = True,
+    stop_requested: list[int] | None = None,
+) -> int:
     from bridge.pipeline import Pipeline
     from bridge.progress import Progress
 
@@ -185,6 +206,8 @@ async def run_pipeline(config, *, exit_when_caught_up: bool = False, progress: b
 
     pipeline = Pipeline(config)
     pipeline.install_signal_handlers()
+    if stop_requested:
+        pipeline.request_stop()
     display = None
     if progress and Progress.wanted():
         display = asyncio.create_task(Progress(pipeline.routes).run())

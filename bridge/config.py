@@ -40,6 +40,7 @@ from bridge.config_errors import (
 )
 from bridge.config_types import (
     Duration,
+    EntraCredential,
     RetryConfig,
     StrictModel,
     error_at,
@@ -90,34 +91,14 @@ class BearerAuth(StrictModel):
         return self
 
 
-class AzureAuth(StrictModel):
+class AzureAuth(EntraCredential):
     """Microsoft Entra ID tokens. Without other fields: DefaultAzureCredential."""
 
     type: Literal["azure"] = Field(description="Authentication type.")
-    tenant_id: str | None = Field(None, description="Directory (tenant) ID.")
-    client_id: str | None = Field(None, description="Application (client) ID.")
-    client_secret: SecretStr | None = Field(
-        None, description="Client secret of a service principal (needs tenant_id, client_id)."
-    )
-    managed_identity_client_id: str | None = Field(
-        None, description="Client ID of a user-assigned managed identity."
-    )
     scope: str = Field(
         "https://dicom.healthcareapis.azure.com/.default",
         description="Token scope of the DICOM service.",
     )
-
-    @model_validator(mode="after")
-    def _service_principal_complete(self) -> AzureAuth:
-        if self.client_secret is None:
-            return self
-        if not (self.tenant_id and self.client_id):
-            raise error_at("client_secret", message="requires tenant_id and client_id")
-        if self.managed_identity_client_id:
-            raise error_at(
-                "managed_identity_client_id", message="cannot be combined with client_secret"
-            )
-        return self
 
 
 AuthConfig = tagged_union([NoAuth, BearerAuth, AzureAuth])

@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SecretStr,
     Tag,
     model_validator,
 )
@@ -40,6 +41,47 @@ class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors, inputs stay out of messages."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class EntraCredential(StrictModel):
+    """Microsoft Entra ID credential options (the feed's `azure` auth, the Service Bus sink's
+    `fully_qualified_namespace`): none set means DefaultAzureCredential."""
+
+    tenant_id: str | None = Field(None, description="Entra ID: directory (tenant) ID.")
+    client_id: str | None = Field(
+        None,
+        description="Entra ID: application (client) ID of a service principal (with "
+        "client_secret), or of the workload/managed identity DefaultAzureCredential uses.",
+    )
+    client_secret: SecretStr | None = Field(
+        None,
+        description="Entra ID: client secret of a service principal (needs tenant_id, client_id).",
+    )
+    managed_identity_client_id: str | None = Field(
+        None, description="Entra ID: client ID of a user-assigned managed identity."
+    )
+
+    @model_validator(mode="after")
+    def _service_principal_complete(self) -> Any:
+        if self.client_secret is None:
+            return self
+        if not (self.tenant_id and self.client_id):
+            raise error_at("client_secret", message="requires tenant_id and client_id")
+        if self.managed_identity_client_id:
+            raise error_at(
+                "managed_identity_client_id", message="cannot be combined with client_secret"
+            )
+        return self
+
+    def credential_options(self) -> dict[str, str | None]:
+        """Keyword arguments of `bridge.feed.azure_credential`, the secret revealed."""
+        secret = self.client_secret.get_secret_value() if self.client_secret else None
+        return {
+            "tenant_id": self.tenant_id,
+            "client_id": self.client_id,
+            "client_secret": secret,
+            "managed_identity_client_id": self.managed_identity_client_id,
+        }
 
 
 def error_at(*at: str | int, message: str) -> PydanticCustomError:

@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 
 from bridge.simulator.process import SimulatorSubprocess
-from sinks.webhook.outcome import display_url
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         config = load(args.config)
         print(f"simulator: {args.entries:,} change-feed entries at {simulator.url}")
         for sink in config.sinks:
-            print(f"sink {sink.name} ({sink.type}): {_where(sink)}")
+            print(f"sink {sink.name} ({sink.type}): {sink.where}")
 
         async def main() -> int:
             appending = asyncio.create_task(_append_studies(simulator.url)) if args.follow else None
@@ -92,8 +91,3 @@ async def _append_studies(url: str) -> None:
         while True:
             await asyncio.sleep(1.0)
             await client.post("/_sim/store", json={"generate": {"studies": 1}})
-
-
-def _where(sink) -> str:
-    url = getattr(sink, "url", None)  # without user info and query, which may hold keys
-    return str(getattr(sink, "path", None) or (url and display_url(url)) or sink.type)

@@ -26,7 +26,7 @@ from bridge.config import (
     NoAuth,
     SqliteOffsetsConfig,
 )
-from bridge.config_types import RetryConfig
+from bridge.config_types import EntraCredential, RetryConfig
 from sinks import SinkConfig, config_models
 from sinks._config import FilterConfig
 
@@ -83,7 +83,9 @@ def _doc(model: type[BaseModel]) -> str:
 
 def _table(model: type[BaseModel], skip: set[str]) -> str:
     rows = ["| key | type | default | description |", "|---|---|---|---|"]
-    for name, field in model.model_fields.items():
+    shared = set(EntraCredential.model_fields)  # a mixin's fields: after the model's own
+    fields = sorted(model.model_fields.items(), key=lambda item: item[0] in shared)
+    for name, field in fields:
         if name in skip:
             continue
         description = (field.description or "").replace("|", "/").replace("<", "&lt;")

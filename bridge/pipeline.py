@@ -215,12 +215,5 @@ def auth_provider(feed: FeedConfig) -> AuthProvider:
             return TokenFile(auth.token_file)
         return StaticBearer(auth.token.get_secret_value())
     if auth.type == "azure":
-        secret = auth.client_secret.get_secret_value() if auth.client_secret else None
-        credential = azure_credential(
-            tenant_id=auth.tenant_id,
-            client_id=auth.client_id,
-            client_secret=secret,
-            managed_identity_client_id=auth.managed_identity_client_id,
-        )
-        return AzureAuth(credential, auth.scope)
+        return AzureAuth(azure_credential(**auth.credential_options()), auth.scope)
     return NoAuth()

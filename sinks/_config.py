@@ -127,6 +127,11 @@ class SinkConfig(StrictModel):
     #: Whether the sink's transport has message headers for CloudEvents binary mode.
     supports_binary: ClassVar[bool] = False
 
+    @property
+    def where(self) -> str:
+        """Where the sink delivers, for people to read: never holds a secret."""
+        return self.type
+
     @field_validator("format")
     @classmethod
     def _binary_needs_headers(cls, value: str) -> str:

@@ -22,7 +22,8 @@ _FROM_JSON: Any = object()  # `raw` not parsed yet: `json` holds it
 ACTIONS = {"create": "Create", "update": "Update", "delete": "Delete"}
 STATES = {"current": "Current", "replaced": "Replaced", "deleted": "Deleted"}
 
-_NAMES = (
+#: The entry fields the bridge reads, as the server spells them.
+FIELD_NAMES = (
     "sequence",
     "partitionName",
     "studyInstanceUid",
@@ -32,7 +33,7 @@ _NAMES = (
     "timestamp",
     "state",
 )
-_BY_LOWER = {name.lower(): name for name in _NAMES}
+_BY_LOWER = {name.lower(): name for name in FIELD_NAMES}
 
 
 class Entry:

@@ -29,3 +29,7 @@ class Config(SinkConfig):
         "100MB); full files are renamed <stem>.<N><suffix>, N increasing, never overwritten. "
         "A single batch larger than this still goes to one file.",
     )
+
+    @property
+    def where(self) -> str:
+        return str(self.path)

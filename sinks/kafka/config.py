@@ -191,6 +191,10 @@ class Config(SinkConfig):
         return properties
 
     @property
+    def where(self) -> str:
+        return f"{self.bootstrap_servers} topic {self.topic}"
+
+    @property
     def topic_is_template(self) -> bool:
         return any(field is not None for _, field, _, _ in string.Formatter().parse(self.topic))
 

@@ -13,13 +13,12 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
 
-from bridge.config_types import Duration, error_at
+from bridge.config_types import Duration, EntraCredential, error_at
 from sinks._config import SinkConfig
 
 #: Service Bus entity names: letters, digits, '.', '-', '_' and '/' (nested paths).
 _ENTITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,259}")
 _NAMESPACE = re.compile(r"[A-Za-z0-9.-]+(:\d+)?")
-_AZURE_OPTIONS = ("tenant_id", "client_id", "client_secret", "managed_identity_client_id")
 #: The SDK only honours the lower-case spelling of this flag.
 _EMULATOR_FLAG = re.compile(r"(UseDevelopmentEmulator\s*=\s*)true", re.IGNORECASE)
 
@@ -41,7 +40,7 @@ def connection_string_problem(value: str) -> str | None:
     return None
 
 
-class Config(SinkConfig):
+class Config(SinkConfig, EntraCredential):
     """Send each event as one message to an Azure Service Bus queue or topic, in batches
     sized to the entity's limit; the message id is the event id (for duplicate detection)
     and, with `sessions`, the session id is the StudyInstanceUID."""
@@ -61,19 +60,6 @@ class Config(SinkConfig):
         "Microsoft Entra ID: DefaultAzureCredential (managed identity, workload identity, az "
         "login...) unless the options below choose a credential. Needs the Azure Service Bus "
         "Data Sender role on the entity.",
-    )
-    tenant_id: str | None = Field(None, description="Entra ID: directory (tenant) ID.")
-    client_id: str | None = Field(
-        None,
-        description="Entra ID: application (client) ID of a service principal (with "
-        "client_secret), or of the workload/managed identity DefaultAzureCredential uses.",
-    )
-    client_secret: SecretStr | None = Field(
-        None,
-        description="Entra ID: client secret of a service principal (needs tenant_id, client_id).",
-    )
-    managed_identity_client_id: str | None = Field(
-        None, description="Entra ID: client ID of a user-assigned managed identity."
     )
     queue: str | None = Field(None, description="Queue to send to (either queue or topic).")
     topic: str | None = Field(None, description="Topic to send to (either queue or topic).")
@@ -156,17 +142,14 @@ class Config(SinkConfig):
                 message="set exactly one of connection_string or fully_qualified_namespace",
             )
         if self.connection_string is not None:
-            for option in _AZURE_OPTIONS:
+            for option in EntraCredential.model_fields:
                 if getattr(self, option) is not None:
                     raise error_at(option, message="only with fully_qualified_namespace (Entra ID)")
-        if self.client_secret is not None:
-            if not (self.tenant_id and self.client_id):
-                raise error_at("client_secret", message="requires tenant_id and client_id")
-            if self.managed_identity_client_id:
-                raise error_at(
-                    "managed_identity_client_id", message="cannot be combined with client_secret"
-                )
         return self
+
+    @property
+    def where(self) -> str:
+        return f"{self.entity_kind} {self.entity}"
 
     @property
     def entity(self) -> str:

@@ -173,12 +173,7 @@ class ServiceBusSink:
             return ServiceBusClient.from_connection_string(
                 config.connection_string.get_secret_value(), **options
             )
-        self._credential = azure_credential(
-            tenant_id=config.tenant_id,
-            client_id=config.client_id,
-            client_secret=config.client_secret.get_secret_value() if config.client_secret else None,
-            managed_identity_client_id=config.managed_identity_client_id,
-        )
+        self._credential = azure_credential(**config.credential_options())
         return ServiceBusClient(config.fully_qualified_namespace, self._credential, **options)
 
     async def _drop_sender(self) -> None:

@@ -18,6 +18,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 
 from bridge.config_types import Duration, StrictModel, error_at, host_port_problem
 from sinks._config import SinkConfig
+from sinks.webhook.outcome import display_url
 
 _SECRET = re.compile(r"(?:whsec_)?[A-Za-z0-9+/]+={0,2}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
@@ -144,6 +145,10 @@ class Config(SinkConfig):
         description="Offer HTTP/2 (needs the h2 package: pip install 'httpx[http2]'). By "
         "default HTTP/1.1 over a pool of keep-alive connections.",
     )
+
+    @property
+    def where(self) -> str:
+        return display_url(self.url)
 
     @field_validator("url")
     @classmethod

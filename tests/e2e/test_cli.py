@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -196,3 +198,30 @@ def test_demo_runs_on_a_fresh_checkout_layout(tmp_path):
     events, broken = read_events(tmp_path / "out" / "events.jsonl")
     assert len(events) == 3000 and broken == 0
     assert (tmp_path / "state" / "offsets.db").exists()
+
+
+def test_a_sigterm_before_the_loop_runs_still_stops_cleanly(simulator, tmp_path, monkeypatch):
+    """SIGTERM while the bridge reads its config (before the event loop handles signals)
+    used to kill it with the default action (exit -15): it now stops cleanly."""
+    import bridge.cli
+
+    sim = simulator(entries=500, seed=3)
+    config = write_config(
+        tmp_path / "bridge.yaml",
+        sim.url,
+        [{"name": "archive", "type": "file", "path": str(tmp_path / "a.jsonl")}],
+    )
+    real_load = bridge.cli.load
+
+    def load_then_terminated(path):
+        os.kill(os.getpid(), signal.SIGTERM)  # handled before load() returns
+        return real_load(path)
+
+    monkeypatch.setattr(bridge.cli, "load", load_then_terminated)
+    unhandled: list[int] = []  # the signal reached the test's handler, not the bridge's
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: unhandled.append(signum))
+    try:
+        assert main(["run", "-c", str(config)]) == 0  # returns: it did not wait for more
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert unhandled == []

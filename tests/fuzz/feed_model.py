@@ -27,16 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from hypothesis import strategies as st
 
-NAMES = (
-    "sequence",
-    "partitionName",
-    "studyInstanceUid",
-    "seriesInstanceUid",
-    "sopInstanceUid",
-    "action",
-    "timestamp",
-    "state",
-)
+from bridge.feed._entry import FIELD_NAMES
+
+NAMES = FIELD_NAMES
 _LOWER_NAMES = {name.lower() for name in NAMES}
 _STRINGS = ("studyInstanceUid", "seriesInstanceUid", "sopInstanceUid", "action", "timestamp")
 

@@ -9,33 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge.envelope import Event, Formatter
-from bridge.feed import parse_entry
+from bridge.envelope import Formatter
 from sinks import create_sink
 from sinks._base import DELIVERED, SinkError, Transient
 from sinks.file.config import Config
+from tests.factories import events
 
 FORMATTER = Formatter("https://h.example")
-
-
-def events(first: int, count: int = 1) -> list[Event]:
-    return [
-        FORMATTER.event(
-            parse_entry(
-                {
-                    "sequence": sequence,
-                    "partitionName": "Microsoft.Default",
-                    "studyInstanceUid": "1.2",
-                    "seriesInstanceUid": "1.2.3",
-                    "sopInstanceUid": f"1.2.3.{sequence}",
-                    "action": "Create",
-                    "timestamp": "2024-05-10T16:12:03.1234567+00:00",
-                    "state": "Current",
-                }
-            )
-        )
-        for sequence in range(first, first + count)
-    ]
 
 
 def sequences(path: Path) -> list[int]:
@@ -52,13 +32,13 @@ async def test_send_appends_one_line_per_event(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "out" / "events.jsonl"
     sink = await open_sink(path)
     try:
-        batch = events(1, 3)
+        batch = events(3)
         assert await sink.send(batch) == [DELIVERED] * 3
-        assert await sink.send(events(4)) == [DELIVERED]
+        assert await sink.send(events(1, first=4)) == [DELIVERED]
         assert await sink.send([]) == []
     finally:
         await sink.close()
-    assert path.read_bytes() == b"".join(e.body + b"\n" for e in [*batch, *events(4)])
+    assert path.read_bytes() == b"".join(e.body + b"\n" for e in [*batch, *events(1, first=4)])
     assert sequences(path) == [1, 2, 3, 4]
 
 
@@ -67,7 +47,7 @@ async def test_partial_last_line_is_terminated_on_open(tmp_path: Path) -> None:
     path.write_bytes(events(1)[0].body + b"\n" + b'{"specversion":"1.0","id":"trunc')
     sink = await open_sink(path)
     try:
-        await sink.send(events(2))
+        await sink.send(events(1, first=2))
     finally:
         await sink.close()
     lines = path.read_text().splitlines()
@@ -83,7 +63,7 @@ async def test_rotation_never_overwrites(tmp_path: Path) -> None:
     sink = await open_sink(path, rotate_bytes=2 * size + 1)
     try:
         for sequence in range(1, 8):
-            await sink.send(events(sequence))
+            await sink.send(events(1, first=sequence))
     finally:
         await sink.close()
     assert (tmp_path / "events.1.jsonl").read_text() == "kept\n"
@@ -98,7 +78,7 @@ async def test_unwritable_path_is_transient_and_retried_at_next_send(tmp_path: P
     blocker.write_text("a file where the directory should be")
     sink = await open_sink(blocker / "events.jsonl")
     try:
-        outcomes = await sink.send(events(1, 2))
+        outcomes = await sink.send(events(2))
         assert len(outcomes) == 2
         assert all(isinstance(outcome, Transient) for outcome in outcomes)
         assert str(blocker) in outcomes[0].reason
@@ -106,7 +86,7 @@ async def test_unwritable_path_is_transient_and_retried_at_next_send(tmp_path: P
             await sink.check()
 
         blocker.unlink()  # the operator fixes it
-        assert await sink.send(events(1, 2)) == [DELIVERED] * 2
+        assert await sink.send(events(2)) == [DELIVERED] * 2
         assert (await sink.check()).endswith("writable")
     finally:
         await sink.close()
@@ -130,7 +110,7 @@ async def test_read_only_directory_is_transient(tmp_path: Path) -> None:
 async def test_full_disk_is_transient_not_dead_lettered() -> None:
     sink = await open_sink(Path("/dev/full"), fsync=False)
     try:
-        outcomes = await sink.send(events(1, 2))
+        outcomes = await sink.send(events(2))
         assert outcomes == [Transient(outcomes[0].reason)] * 2
         assert outcomes[0].reason == "/dev/full: No space left on device (ENOSPC)"
     finally:
@@ -141,7 +121,7 @@ async def test_concurrent_sends_keep_call_order(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     sink = await open_sink(path)
     try:
-        results = await asyncio.gather(*(sink.send(events(n * 10, 10)) for n in range(20)))
+        results = await asyncio.gather(*(sink.send(events(10, first=n * 10)) for n in range(20)))
     finally:
         await sink.close()
     assert all(result == [DELIVERED] * 10 for result in results)
@@ -152,10 +132,10 @@ async def test_cancelled_send_does_not_overlap_the_next(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     sink = await open_sink(path)
     try:
-        first = asyncio.create_task(sink.send(events(1, 500)))
+        first = asyncio.create_task(sink.send(events(500)))
         await asyncio.sleep(0)
         first.cancel()
-        await sink.send(events(501, 10))
+        await sink.send(events(10, first=501))
         await asyncio.gather(first, return_exceptions=True)
     finally:
         await sink.close()

@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
 from sinks import create_sink
 from sinks._base import DELIVERED, SinkFatalError
 from sinks.kafka import _client
 from sinks.kafka.config import Config
+from tests.factories import events
 
 SECRET = "hunter2-very-secret"
 
@@ -85,25 +84,6 @@ def records():
     yield captured
     logger.removeHandler(handler)
     logger.setLevel(logging.NOTSET)
-
-
-def events(count: int):
-    formatter = Formatter("https://dicom.example")
-    return [
-        formatter.event(
-            parse_entry(
-                {
-                    "sequence": n,
-                    "studyInstanceUid": "1",
-                    "seriesInstanceUid": "1.1",
-                    "sopInstanceUid": f"1.1.{n}",
-                    "action": "Create",
-                    "timestamp": "2024-05-10T16:12:03+00:00",
-                }
-            )
-        )
-        for n in range(1, count + 1)
-    ]
 
 
 async def until(condition, timeout: float = 5.0) -> None:

@@ -16,22 +16,7 @@ from bridge.offsets import open_store
 from bridge.route import Route
 from sinks import SinkConfig
 from sinks._base import DELIVERED, Permanent, SinkFatalError, Transient
-
-
-def entry(sequence, study=None, **fields):
-    value = {
-        "sequence": sequence,
-        "studyInstanceUid": study or f"s{sequence % 5}",
-        "seriesInstanceUid": "x",
-        "sopInstanceUid": f"i{sequence}",
-        "action": "Create",
-        "timestamp": "2024-01-01T00:00:00+00:00",
-        "state": "Current",
-        **fields,
-    }
-    parsed = parse_entry(value)
-    parsed.position = sequence
-    return parsed
+from tests.factories import entry
 
 
 class ListReader:
@@ -144,9 +129,9 @@ async def test_transient_failures_are_retried_in_study_order(tmp_path):
     assert sorted(set(sequences(flaky.delivered))) == list(range(1, 201))
     # The last copy of each event (what a consumer ends up with) is in study order.
     last_copy = {event.entry.sequence: index for index, event in enumerate(flaky.delivered)}
-    by_study: dict[str, list[int]] = {}
+    by_study: dict[int, list[int]] = {}
     for sequence in sorted(last_copy, key=last_copy.get):
-        by_study.setdefault(f"s{sequence % 5}", []).append(sequence)
+        by_study.setdefault(sequence % 5, []).append(sequence)
     assert all(seq == sorted(seq) for seq in by_study.values())
     assert flaky.overlaps == 0  # never two batches of one study in flight
     assert route.committed == 200 and route.stats.retries > 0

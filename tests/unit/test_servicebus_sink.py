@@ -23,13 +23,12 @@ from azure.servicebus.exceptions import (
     ServiceBusServerBusyError,
 )
 
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
 from sinks._base import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
 from sinks.servicebus import sink as sink_module
 from sinks.servicebus._errors import Redactor, describe, is_fatal, transient
 from sinks.servicebus.config import Config
 from sinks.servicebus.sink import ENVELOPE_HEADROOM, ServiceBusSink, to_message
+from tests.factories import events as make
 
 KEY = "c2VjcmV0LWtleS12YWx1ZQ=="
 CONNECTION = (
@@ -114,26 +113,9 @@ def config(**options: Any) -> Config:
     return Config(name="q", type="servicebus", connection_string=CONNECTION, queue="q", **options)
 
 
-def events(count: int, *, first: int = 1, fmt: str = "cloudevents", pad: int = 0, host: str = "h"):
-    formatter = Formatter(f"https://{host}", fmt)
-    return [
-        formatter.event(
-            parse_entry(
-                {
-                    "sequence": sequence,
-                    "partitionName": "Microsoft.Default",
-                    "studyInstanceUid": f"1.2.{sequence % 2}",
-                    "seriesInstanceUid": "1.2.3",
-                    "sopInstanceUid": f"1.2.3.{sequence}",
-                    "action": "Update",
-                    "timestamp": "2024-05-10T16:12:03.1234567+00:00",
-                    "state": "Current",
-                    "pad": "x" * pad,
-                }
-            )
-        )
-        for sequence in range(first, first + count)
-    ]
+def events(count: int, *, host: str = "h", **options):
+    """Update events of two studies from source https://<host>."""
+    return make(count, source=f"https://{host}", action="Update", studies=2, **options)
 
 
 def ids(first: int, count: int) -> list[str]:
@@ -165,7 +147,7 @@ def test_binary_message_carries_cloudevents_properties() -> None:
         "cloudEvents_id": "h/Microsoft.Default/7",
         "cloudEvents_source": "https://h",
         "cloudEvents_type": "dicom.instance.updated",
-        "cloudEvents_subject": "studies/1.2.1/series/1.2.3/instances/1.2.3.7",
+        "cloudEvents_subject": "studies/1.2.1/series/1.2.1.1/instances/1.2.1.1.7",
         "cloudEvents_time": "2024-05-10T16:12:03.1234567+00:00",
         "cloudEvents_partitionkey": "1.2.1",
     }

@@ -11,7 +11,8 @@ import pytest
 
 from sinks import create_sink
 from sinks._base import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
-from tests.integration.kafka.helpers import kafka_config, make_events, open_sink
+from tests.factories import events as make
+from tests.integration.kafka.helpers import kafka_config, open_sink
 from tests.peers.kafka_records import read_all
 
 
@@ -29,7 +30,7 @@ def sequence_of(record) -> int:
 
 async def test_records_are_keyed_by_study_and_keep_its_order(kafka, new_topic):
     topic = new_topic(6)
-    events = make_events(300, studies=12)
+    events = make(300, studies=12)
     sink = await open_sink(kafka.bootstrap, topic, headers={"origin": "dicom-bridge"})
     try:
         assert await sink.send(events) == [DELIVERED] * 300
@@ -58,7 +59,7 @@ async def test_key_choice(kafka, new_topic, key, expected):
     topic = new_topic(1)
     sink = await open_sink(kafka.bootstrap, topic, key=key)
     try:
-        assert await sink.send(make_events(1, first=3, fmt="raw")) == [DELIVERED]
+        assert await sink.send(make(1, first=3, fmt="raw")) == [DELIVERED]
     finally:
         await sink.close()
     [record] = read_all(kafka.bootstrap, topic)
@@ -69,8 +70,8 @@ async def test_key_choice(kafka, new_topic, key, expected):
 
 async def test_templated_topic_routes_by_action(kafka, new_topic):
     prefix = new_topic(1)  # a unique prefix; the rendered topics are auto-created
-    creates = make_events(3)
-    deletes = make_events(2, first=10, action="Delete", state="Deleted")
+    creates = make(3)
+    deletes = make(2, first=10, action="Delete", state="Deleted")
     sink = await open_sink(kafka.bootstrap, prefix + ".{action}.{state}")
     try:
         assert await sink.send([*creates, *deletes]) == [DELIVERED] * 5
@@ -85,8 +86,8 @@ async def test_templated_topic_routes_by_action(kafka, new_topic):
 
 async def test_a_rendered_topic_kafka_would_refuse_is_permanent(kafka, new_topic):
     prefix = new_topic(1)
-    [bad] = make_events(1, partitionName="has space")
-    [good] = make_events(1, first=2)
+    [bad] = make(1, partitionName="has space")
+    [good] = make(1, first=2)
     sink = await open_sink(kafka.bootstrap, prefix + ".{partition}")
     try:
         outcome, delivered = await sink.send([bad, good])
@@ -110,7 +111,7 @@ async def test_retriable_produce_errors_are_retried_without_duplicates(kafka, ne
     sink = await open_sink(kafka.bootstrap, topic)
     try:
         outcomes = await asyncio.gather(
-            *(sink.send(make_events(50, first=1 + 50 * n, studies=12)) for n in range(4))
+            *(sink.send(make(50, first=1 + 50 * n, studies=12)) for n in range(4))
         )
     finally:
         await sink.close()
@@ -125,13 +126,13 @@ async def test_delivery_timeout_is_transient_and_the_resend_succeeds(kafka, new_
     sink = await open_sink(kafka.bootstrap, topic, producer={"message.timeout.ms": 300})
     try:
         kafka.set_down()
-        outcomes = await sink.send(make_events(3))
+        outcomes = await sink.send(make(3))
         assert [type(o) for o in outcomes] == [Transient] * 3
         assert outcomes[0].reason.startswith("_MSG_TIMED_OUT: Local: Message timed out")
         assert "last broker error" in outcomes[0].reason
         kafka.set_up()
         deadline = time.monotonic() + 20
-        while (outcomes := await sink.send(make_events(3))) != [DELIVERED] * 3:
+        while (outcomes := await sink.send(make(3))) != [DELIVERED] * 3:
             assert time.monotonic() < deadline, outcomes  # the producer reconnects
     finally:
         await sink.close()
@@ -139,15 +140,15 @@ async def test_delivery_timeout_is_transient_and_the_resend_succeeds(kafka, new_
 
 async def test_oversize_records_are_permanent_with_the_reason(kafka, new_topic):
     topic = new_topic(1)
-    [small] = make_events(1)
-    [huge] = make_events(1, first=2, padding="x" * 5000)
+    [small] = make(1)
+    [huge] = make(1, first=2, padding="x" * 5000)
     sink = await open_sink(kafka.bootstrap, topic, producer={"message.max.bytes": 4000})
     try:
         refused, delivered = await sink.send([huge, small])  # refused by the client
         leader = kafka.leader(topic)
         kafka.push_broker_errors(leader, "Produce", "MSG_SIZE_TOO_LARGE")  # by the broker
-        [broker_refused] = await sink.send(make_events(1, first=3))
-        assert await sink.send(make_events(1, first=4)) == [DELIVERED]
+        [broker_refused] = await sink.send(make(1, first=3))
+        assert await sink.send(make(1, first=4)) == [DELIVERED]
     finally:
         await sink.close()
     assert delivered == DELIVERED
@@ -164,7 +165,7 @@ async def test_topic_authorization_failure_stops_the_route(kafka, new_topic):
     try:
         kafka.push_broker_errors(kafka.leader(topic), "Produce", "TOPIC_AUTHORIZATION_FAILED")
         with pytest.raises(SinkFatalError, match=f"not authorized to write to topic '{topic}'"):
-            await sink.send(make_events(2))
+            await sink.send(make(2))
     finally:
         await sink.close()
 
@@ -176,7 +177,7 @@ async def test_cluster_authorization_failure_for_idempotence_stops_the_route(kaf
     try:
         with pytest.raises(SinkFatalError, match="IDEMPOTENT_WRITE"):
             for _ in range(50):  # the producer id is requested in the background
-                await sink.send(make_events(1))
+                await sink.send(make(1))
     finally:
         await sink.close()
 
@@ -192,13 +193,13 @@ async def test_a_fatal_producer_error_recreates_the_producer(kafka, new_topic):
     topic = new_topic(1)
     sink = await open_sink(kafka.bootstrap, topic)
     try:
-        assert await sink.send(make_events(1)) == [DELIVERED]
+        assert await sink.send(make(1)) == [DELIVERED]
         # the broker lost our sequence: idempotence is broken, the producer unusable
         kafka.push_broker_errors(kafka.leader(topic), "Produce", "OUT_OF_ORDER_SEQUENCE_NUMBER")
-        failed = await sink.send(make_events(2, first=2))
+        failed = await sink.send(make(2, first=2))
         assert [type(o) for o in failed] == [Transient] * 2
         deadline = time.monotonic() + 20
-        while (outcomes := await sink.send(make_events(2, first=2))) != [DELIVERED] * 2:
+        while (outcomes := await sink.send(make(2, first=2))) != [DELIVERED] * 2:
             assert all(isinstance(o, Transient) for o in outcomes)
             assert time.monotonic() < deadline, outcomes
     finally:
@@ -210,7 +211,7 @@ async def test_a_full_local_queue_is_backpressure_not_loss(kafka, new_topic):
     topic = new_topic(6)
     sink = await open_sink(kafka.bootstrap, topic, producer={"queue.buffering.max.messages": 5})
     try:
-        assert await sink.send(make_events(400, studies=7)) == [DELIVERED] * 400
+        assert await sink.send(make(400, studies=7)) == [DELIVERED] * 400
     finally:
         await sink.close()
     records = read_all(kafka.bootstrap, topic)
@@ -221,7 +222,7 @@ async def test_close_is_bounded_and_reports_unacknowledged_records_transient(kaf
     topic = new_topic(1)
     sink = await open_sink(kafka.bootstrap, topic, close_timeout="300ms")
     kafka.set_down()
-    sending = asyncio.create_task(sink.send(make_events(5)))
+    sending = asyncio.create_task(sink.send(make(5)))
     deadline = time.monotonic() + 5
     while len(sink._client._producer) < 5:  # until the records wait in librdkafka
         assert time.monotonic() < deadline
@@ -267,10 +268,10 @@ async def test_a_send_waiting_for_downed_brokers_reports_the_sink_unreachable(ka
     topic = new_topic(2)
     sink = await open_sink(kafka.bootstrap, topic, producer={"reconnect.backoff.max.ms": 200})
     try:
-        assert await sink.send(make_events(3)) == [DELIVERED] * 3
+        assert await sink.send(make(3)) == [DELIVERED] * 3
         assert sink.unreachable is None
         kafka.set_down(-1)
-        sending = asyncio.create_task(sink.send(make_events(3, first=4)))
+        sending = asyncio.create_task(sink.send(make(3, first=4)))
         deadline = time.monotonic() + 30
         while sink.unreachable is None:
             assert time.monotonic() < deadline, "never reported unreachable"

@@ -15,8 +15,6 @@ from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusReceiveMode
 from azure.servicebus.aio import ServiceBusClient
 
 from bridge.config import parse_config
-from bridge.envelope import Event, Formatter
-from bridge.feed import parse_entry
 from bridge.pipeline import Pipeline
 from tests.e2e.helpers import write_config
 from tests.peers.amqp_peer import AmqpPeer
@@ -36,29 +34,6 @@ async def run_pipeline(url: str, tmp_path: Path, *sinks: dict, **top: Any) -> Pi
     pipeline = Pipeline(parse_config(path.read_text()))
     assert await pipeline.run(exit_when_caught_up=True) == 0
     return pipeline
-
-
-def events(count: int, pad: int = 0) -> list[Event]:
-    """Events of sequences 1..count over three studies, bodies padded by `pad` bytes."""
-    formatter = Formatter("https://dicom.example")
-    return [
-        formatter.event(
-            parse_entry(
-                {
-                    "sequence": sequence,
-                    "partitionName": "Microsoft.Default",
-                    "studyInstanceUid": f"1.2.{sequence % 3}",
-                    "seriesInstanceUid": "1.2.3",
-                    "sopInstanceUid": f"1.2.3.{sequence}",
-                    "action": "Create",
-                    "timestamp": "2024-05-10T16:12:03.1234567+00:00",
-                    "state": "Current",
-                    "pad": "x" * pad,
-                }
-            )
-        )
-        for sequence in range(1, count + 1)
-    ]
 
 
 def sink_config(peer: AmqpPeer, **options: Any) -> dict[str, Any]:

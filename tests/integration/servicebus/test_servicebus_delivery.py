@@ -10,9 +10,9 @@ from azure.servicebus.aio import ServiceBusClient
 from sinks import create_sink
 from sinks._base import DELIVERED
 from sinks.servicebus.config import Config
+from tests.factories import events
 from tests.integration.servicebus.conftest import (
     QUEUE,
-    events,
     receive_all,
     receive_session,
     run_pipeline,

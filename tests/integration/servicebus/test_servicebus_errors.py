@@ -12,7 +12,8 @@ from sinks import create_sink
 from sinks._base import DELIVERED, SinkError, SinkFatalError, Transient
 from sinks.servicebus.config import Config
 from tests.e2e.helpers import run_bridge, write_config
-from tests.integration.servicebus.conftest import QUEUE, events, sink_config
+from tests.factories import events
+from tests.integration.servicebus.conftest import QUEUE, sink_config
 from tests.peers.amqp_peer import KEY
 
 

@@ -11,9 +11,9 @@ from sinks import create_sink
 from sinks._base import DELIVERED, Permanent
 from sinks.servicebus.config import Config
 from tests.e2e.helpers import read_events
+from tests.factories import events
 from tests.integration.servicebus.conftest import (
     QUEUE,
-    events,
     run_pipeline,
     sink_config,
     stored_sequences,

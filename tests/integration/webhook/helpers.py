@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bridge.config import BridgeConfig, parse_config
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
 from bridge.pipeline import Pipeline
+from tests.factories import events
 from tests.peers.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks spec's example
@@ -63,23 +63,4 @@ def out_of_order(receiver: WebhookReceiver) -> dict[str, list[int]]:
     return {study: seqs for study, seqs in by_study.items() if seqs != sorted(seqs)}
 
 
-def feed_events(count: int, *, studies: int = 3, fmt: str = "cloudevents", first: int = 1):
-    """`count` formatted events of consecutive sequences, spread over `studies` studies."""
-    formatter = Formatter("https://dicom.example.org", fmt)
-    return [
-        formatter.event(
-            parse_entry(
-                {
-                    "sequence": sequence,
-                    "partitionName": "Microsoft.Default",
-                    "studyInstanceUid": f"1.2.{sequence % studies}",
-                    "seriesInstanceUid": f"1.2.{sequence % studies}.1",
-                    "sopInstanceUid": f"1.2.{sequence % studies}.1.{sequence}",
-                    "action": "Create",
-                    "timestamp": "2024-05-10T16:12:03.1234567+00:00",
-                    "state": "Current",
-                }
-            )
-        )
-        for sequence in range(first, first + count)
-    ]
+feed_events = partial(events, studies=3)
