@@ -3,9 +3,10 @@
 Entries are delivered concurrently and acknowledged out of order, but a cursor may only
 move past an entry once it and everything before it was handled (delivered, dead-lettered,
 or filtered out). Every admitted position takes a slot in feed order; the watermark is the
-position of the last slot of the fully handled prefix. The number of open slots is bounded
-(`capacity`): admitting waits while the route is that far ahead of its oldest unhandled
-entry, which bounds memory by configuration rather than by backlog size.
+position of the last slot of the fully handled prefix. The open slots are bounded in number
+(`capacity`) and in the bytes they hold (`capacity_bytes`): admitting waits while the route
+is that far ahead of its oldest unhandled entry, which bounds memory by configuration rather
+than by backlog size.
 """
 
 from __future__ import annotations
@@ -19,19 +20,24 @@ class Slot:
     """One admitted position. Callers may subclass it to carry their own payload (a route's
     slots are its queued events), saving an object per entry."""
 
-    __slots__ = ("done", "position", "timestamp")
+    __slots__ = ("done", "position", "size", "timestamp")
 
-    def __init__(self, position: Any, done: bool = False, timestamp: str | None = None) -> None:
+    def __init__(
+        self, position: Any, done: bool = False, timestamp: str | None = None, size: int = 0
+    ) -> None:
         self.position = position
         self.done = done
         self.timestamp = timestamp
+        self.size = size  # bytes held while the slot is open
 
 
 class AckTracker:
-    def __init__(self, position: Any, capacity: int) -> None:
+    def __init__(self, position: Any, capacity: int, capacity_bytes: int = 2**62) -> None:
         self.watermark = position
         self.handled = 0  # slots ever collected behind the watermark
         self.capacity = max(1, capacity)
+        self.capacity_bytes = capacity_bytes
+        self.bytes = 0  # held by the open slots
         self.moved = asyncio.Event()
         self._slots: deque[Slot] = deque()
         self._room = asyncio.Event()
@@ -52,12 +58,12 @@ class AckTracker:
 
     @property
     def full(self) -> bool:
-        return len(self._slots) >= self.capacity
+        return len(self._slots) >= self.capacity or self.bytes >= self.capacity_bytes
 
     async def room(self) -> None:
-        """Wait until a slot is free: the route is `capacity` entries ahead of its oldest
-        unhandled one."""
-        while len(self._slots) >= self.capacity:
+        """Wait until a slot is free: the route is `capacity` entries (or `capacity_bytes`)
+        ahead of its oldest unhandled one."""
+        while self.full:
             self._room.clear()
             await self._room.wait()
 
@@ -65,6 +71,7 @@ class AckTracker:
         """The slot of the next position in feed order (call `room()` first to stay within
         capacity); a done slot at the head is collected at once."""
         self._slots.append(slot)
+        self.bytes += slot.size
         if slot.done:
             self._collect()
 
@@ -78,8 +85,10 @@ class AckTracker:
         if not (slots and slots[0].done):
             return
         while slots and slots[0].done:
-            self.watermark = slots.popleft().position
+            slot = slots.popleft()
+            self.watermark = slot.position
+            self.bytes -= slot.size
             self.handled += 1
         self.moved.set()
-        if len(slots) < self.capacity:
+        if not self.full:
             self._room.set()

@@ -56,7 +56,8 @@ class _Item(Slot):
     __slots__ = ("entry", "event")
 
     def __init__(self, entry: Entry, event: Event | None) -> None:
-        super().__init__(entry.position, False, entry.timestamp)
+        size = len(event.body) if event is not None else 0
+        super().__init__(entry.position, False, entry.timestamp, size)
         self.entry = entry
         self.event = event
 
@@ -110,7 +111,7 @@ class Route:
     async def start(self) -> None:
         """Load the stored cursor and start working in the background."""
         position = await self._load_position()
-        self.tracker = AckTracker(position, self.config.max_pending)
+        self.tracker = AckTracker(position, self.config.max_pending, self.config.max_pending_bytes)
         self.committed = position
         self._tasks = [
             asyncio.create_task(self._produce(position), name=f"{self.name}:produce"),

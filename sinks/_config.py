@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, ByteSize, Field, ValidationInfo, field_validator
 
 from bridge.config_types import RetryConfig, StrictModel, error_at
 
@@ -119,6 +119,13 @@ class SinkConfig(StrictModel):
         10000,
         ge=1,
         description="Events admitted but not yet committed; bounds memory while the sink is slow.",
+    )
+    max_pending_bytes: Annotated[ByteSize, Field(gt=0)] = Field(
+        "8MB",
+        validate_default=True,
+        description="The same bound in bytes (events' encoded size): with metadata in the "
+        "entries, memory stays flat whatever their size. One event larger than this is "
+        "still admitted, alone.",
     )
     retry: RetryConfig = Field(
         default_factory=RetryConfig, description="Backoff between retries of transient failures."

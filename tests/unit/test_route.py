@@ -231,6 +231,26 @@ async def test_memory_is_bounded_by_max_pending(tmp_path, max_pending):
     assert peak <= max_pending
 
 
+async def test_memory_is_bounded_by_max_pending_bytes(tmp_path):
+    """Entries with metadata: the byte bound admits far fewer than max_pending, and one event
+    larger than the bound still goes through alone."""
+    entries = [entry(s, metadata={"00100010": "x" * 2_000}) for s in range(1, 40)]
+    entries.append(entry(40, metadata={"00100010": "x" * 20_000}))
+    sink = ScriptedSink(delay=0.001)
+    route = route_for(tmp_path, entries, sink, max_pending_bytes="10KB", batch_size=1)
+    peak_bytes = peak_slots = 0
+    await route.start()
+    while not route.caught_up:
+        peak_bytes = max(peak_bytes, route.tracker.bytes)
+        peak_slots = max(peak_slots, len(route.tracker))
+        await asyncio.sleep(0)
+    route.stop_intake()
+    await route.close()
+    assert sorted(sequences(sink.delivered)) == list(range(1, 41))
+    assert peak_slots <= 6  # 10 KB of ~2.5 KB events, plus the one admitted below the limit
+    assert peak_bytes < 10_000 + 21_000  # over the bound by one event at the most
+
+
 class SwallowingSink(ScriptedSink):
     """A peer that is down, behind a client library that answers a cancelled call with a
     connection error instead of raising CancelledError (the Service Bus SDK does, through
