@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -68,3 +69,37 @@ async def test_the_feed_client_reads_through_the_helper(simulator):
         entries = await client.sequence_window(0, 100, include_metadata=False)
     assert latest.sequence == sim.entries()[-1]["sequence"]
     assert [e.raw for e in entries] == [e for e in sim.entries() if e["sequence"] <= 100]
+
+
+async def test_answers_the_bridge_has_read_are_not_kept_by_the_helper(simulator):
+    """A bridge reading its answers a little late keeps the helper's pipe backed up. Each
+    answer used to wait for that shared buffer to drain, keeping its body alive, so the
+    helper held every page of a catch-up (hundreds of MB with metadata)."""
+    sim = simulator(entries=16_000, seed=65, metadata_size=8192)
+    fetcher = HelperFetcher(max_connections=8, timeout=30)
+    windows = [f"{sim.url}/v1/changefeed?offset={o}&limit=100&includeMetadata=true" for o in
+               range(0, 16_000, 100)]  # fmt: skip
+    peak = first = total = 0
+    in_flight: list[asyncio.Future] = []
+    try:
+        in_flight += [asyncio.ensure_future(fetcher.get(url, {})) for url in windows[:8]]
+        for url in [*windows[8:], *[None] * 8]:
+            answer = await in_flight.pop(0)
+            assert answer.status == 200
+            total += len(answer.content)
+            time.sleep(0.005)  # a busy event loop: the helper's answers queue up meanwhile
+            rss = _rss_kib(fetcher._process.pid)
+            first, peak = first or rss, max(peak, rss)
+            if url is not None:
+                in_flight.append(asyncio.ensure_future(fetcher.get(url, {})))
+    finally:
+        for waiting in in_flight:
+            waiting.cancel()
+        await fetcher.close()
+    assert total > 50_000_000  # what a helper keeping every answer would hold
+    assert (peak - first) / 1024 < 40, f"the helper grew from {first} KiB to {peak} KiB"
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
