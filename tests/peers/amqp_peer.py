@@ -17,17 +17,13 @@ crashed test run leaves nothing behind. Wire behaviour: `amqp_broker`; semantics
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import selectors
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import Any, Self
+
+from bridge.child import LineChild
 
 KEY = "peer-test-key"
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,14 +33,15 @@ class PeerError(Exception):
     pass
 
 
-class AmqpPeer:
+class AmqpPeer(LineChild):
+    what = "AMQP peer"
+    error = PeerError
+
     def __init__(self, startup_timeout: float = 30.0, reply_timeout: float = 30.0) -> None:
+        super().__init__([sys.executable, "-m", "tests.peers.amqp_peer"], commands=True, cwd=ROOT)
         self.startup_timeout = startup_timeout
         self.reply_timeout = reply_timeout
         self.address = ""
-        self.process: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
-        self._buffer = b""
         self._lock = threading.Lock()
 
     @property
@@ -59,54 +56,20 @@ class AmqpPeer:
         )
 
     def start(self) -> Self:
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives until close()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.peers.amqp_peer"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            cwd=ROOT,
-        )
+        super().start()
         try:
-            self.address = self._read(time.monotonic() + self.startup_timeout)["listening"]
+            self.address = json.loads(self.read_line(self.startup_timeout))["listening"]
         except BaseException:
             self.close()
             raise
         return self
 
-    def close(self) -> None:
-        """Close stdin (the peer's stop signal), wait, kill if it lingers. Idempotent."""
-        if self.process is not None:
-            if self.process.stdin is not None and not self.process.stdin.closed:
-                with contextlib.suppress(BrokenPipeError):
-                    self.process.stdin.close()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            if self.process.stdout is not None:
-                self.process.stdout.close()
-            self.process = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- control --------------------------------------------------------------------------
 
     def request(self, op: str, **arguments: Any) -> Any:
-        if self.process is None or self.process.stdin is None:
-            raise PeerError("the peer is not running")
         with self._lock:
-            self.process.stdin.write(json.dumps({"op": op, **arguments}).encode() + b"\n")
-            self.process.stdin.flush()
-            answer = self._read(time.monotonic() + self.reply_timeout)
+            self.send_line(json.dumps({"op": op, **arguments}).encode())
+            answer = json.loads(self.read_line(self.reply_timeout))
         if "error" in answer:
             raise PeerError(answer["error"])
         return answer
@@ -135,28 +98,6 @@ class AmqpPeer:
     def outage(self, seconds: float) -> None:
         """Drop every connection and stop listening; back on the same port after `seconds`."""
         self.request("outage", seconds=seconds)
-
-    def stderr(self) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
-
-    def _read(self, deadline: float) -> dict[str, Any]:
-        assert self.process is not None and self.process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise PeerError(f"no answer from the AMQP peer: {self.stderr()}")
-                if selector.select(remaining):
-                    chunk = os.read(self.process.stdout.fileno(), 1 << 20)
-                    if not chunk:
-                        raise PeerError(f"the AMQP peer exited: {self.stderr()}")
-                    self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
 
 
 def main(argv: list[str] | None = None) -> None:

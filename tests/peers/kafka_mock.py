@@ -33,16 +33,11 @@ prints `bootstrap <host:port,...>` and then serves these commands:
 from __future__ import annotations
 
 import ctypes
-import os
-import selectors
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
+from bridge.child import LineChild
 from tests.peers.kafka_records import consumer
 
 #: Kafka protocol API keys the tests inject errors into.
@@ -175,28 +170,23 @@ class MockError(Exception):
     """The helper refused a command or did not answer in time."""
 
 
-class KafkaMock:
+class KafkaMock(LineChild):
     """Starts the helper process and sends it commands (each answered within `timeout`)."""
 
+    what = "kafka mock"
+    error = MockError
+
     def __init__(self, brokers: int = 3, timeout: float = 30.0) -> None:
+        argv = [sys.executable, "-m", "tests.peers.kafka_mock", "--brokers", str(brokers)]
+        super().__init__(argv, commands=True, cwd=Path(__file__).parents[2])
         self.brokers = brokers
         self.timeout = timeout
         self.bootstrap = ""
-        self.process: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
-        self._buffer = b""
 
     def start(self) -> Self:
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives until close()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.peers.kafka_mock", "--brokers", str(self.brokers)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            cwd=Path(__file__).parents[2],
-        )
+        super().start()
         try:
-            line = self._read_line()
+            line = self.read_line(self.timeout).decode().strip()
             if not line.startswith("bootstrap "):
                 raise MockError(f"unexpected first line {line!r}: {self.stderr()}")
             self.bootstrap = line.split(" ", 1)[1]
@@ -206,10 +196,8 @@ class KafkaMock:
         return self
 
     def command(self, *words: Any) -> str:
-        assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write((" ".join(map(str, words)) + "\n").encode())
-        self.process.stdin.flush()
-        reply = self._read_line()
+        self.send_line(" ".join(map(str, words)).encode())
+        reply = self.read_line(self.timeout).decode().strip()
         if reply != "ok" and not reply.startswith("ok "):
             raise MockError(f"{' '.join(map(str, words))}: {reply}")
         return reply
@@ -258,56 +246,6 @@ class KafkaMock:
         self.set_up(-1)
         for api in API_KEYS:
             self.clear_errors(api)
-
-    def stderr(self) -> str:
-        if self._stderr is None or self._stderr.closed:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
-
-    def close(self) -> None:
-        """Close the helper's stdin (its shutdown signal) and wait; kill it if it hangs."""
-        if self.process is not None:
-            if self.process.stdin is not None:
-                self.process.stdin.close()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            if self.process.stdout is not None:
-                self.process.stdout.close()
-            self.process = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _read_line(self) -> str:
-        assert self.process is not None and self.process.stdout is not None
-        deadline = time.monotonic() + self.timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    raise MockError(f"no answer from the kafka mock: {self.stderr()}")
-                chunk = os.read(self.process.stdout.fileno(), 4096)
-                if not chunk:
-                    raise MockError(f"the kafka mock exited: {self.stderr()}")
-                self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode().strip()
 
 
 def error_code(error: str | int) -> int:
