@@ -95,6 +95,16 @@ def catch_up(args, work: Path, label: str, entries: int, metadata: int) -> list[
         kafka.create_topic(TOPIC, partitions=6)
         total = orjson.loads(simulator_get(sim, "/_sim/state"))["visible"]
         with_metadata = ["--metadata"] if metadata else []
+
+        def limit(what: str, *options: str) -> Run:
+            """One `bench.baselines.limits` measurement against this simulator."""
+            return _run(
+                run_json(
+                    "bench.baselines.limits", what, "--url", sim.url,
+                    "--concurrency", str(args.prefetch), *options, *with_metadata,
+                )
+            )  # fmt: skip
+
         limits = {}
         for kind, target, sink in (
             ("kafka", f"{kafka.bootstrap}/{TOPIC}", kafka_sink(kafka.bootstrap)),
@@ -108,36 +118,8 @@ def catch_up(args, work: Path, label: str, entries: int, metadata: int) -> list[
                 sim,
             )
             bridge.entries = total
-            composition = _run(
-                run_json(
-                    "bench.baselines.limits",
-                    "composition",
-                    "--url",
-                    sim.url,
-                    "--concurrency",
-                    str(args.prefetch),
-                    "--sink",
-                    kind,
-                    "--target",
-                    target,
-                    *with_metadata,
-                )
-            )
-            raw_sink = _run(
-                run_json(
-                    "bench.baselines.limits",
-                    "sink",
-                    "--url",
-                    sim.url,
-                    "--concurrency",
-                    str(args.prefetch),
-                    "--sink",
-                    kind,
-                    "--target",
-                    target + ".sink",
-                    *with_metadata,
-                )
-            )
+            composition = limit("composition", "--sink", kind, "--target", target)
+            raw_sink = limit("sink", "--sink", kind, "--target", target + ".sink")
             limits[kind] = (bridge, composition, raw_sink)
             rows.append(
                 (
@@ -149,17 +131,7 @@ def catch_up(args, work: Path, label: str, entries: int, metadata: int) -> list[
             )
             rows.append((label, f"  bare composition -> {kind}", composition, ""))
             rows.append((label, f"  raw {kind} sink rate", raw_sink, ""))
-        raw_feed = _run(
-            run_json(
-                "bench.baselines.limits",
-                "feed",
-                "--url",
-                sim.url,
-                "--concurrency",
-                str(args.prefetch),
-                *with_metadata,
-            )
-        )
+        raw_feed = limit("feed")
         rows.append((label, "  raw feed read rate", raw_feed, ""))
         if label == "W1":
             kafka_bridge = limits["kafka"][0]
