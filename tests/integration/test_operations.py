@@ -15,7 +15,15 @@ from bridge.config import parse_config
 from bridge.envelope import Formatter
 from bridge.feed import parse_entry
 from bridge.pipeline import Pipeline
-from tests.e2e.helpers import read_events, run_bridge, sequences, start_bridge, stop, write_config
+from tests.e2e.helpers import (
+    read_events,
+    run_bridge,
+    sequences,
+    start_bridge,
+    stop,
+    wait_for,
+    write_config,
+)
 
 
 async def until(condition, timeout=30.0):
@@ -217,13 +225,17 @@ def test_state_changing_commands_refuse_while_the_bridge_runs(simulator, tmp_pat
     )
     process = start_bridge("run", "-c", str(config))
     try:
-        result = None
-        for _ in range(200):
-            result = run_bridge(
-                "offsets", "set", "-c", str(config), "--sink", "archive", "--sequence", "1"
-            )
-            if result.returncode == 1:
-                break
+        # Delivered events show the bridge holds the lock; trying earlier would race it
+        # for the lock (and the loser is refused, which is right, but not this test).
+        events = tmp_path / "a.jsonl"
+        wait_for(
+            lambda: events.exists() and events.read_bytes().count(b"\n") == 10,
+            timeout=60,
+            message="the bridge to deliver the 10 entries",
+        )
+        result = run_bridge(
+            "offsets", "set", "-c", str(config), "--sink", "archive", "--sequence", "1"
+        )
         assert result.returncode == 1
         assert "another dicom-bridge uses this state" in result.stderr
         again = run_bridge("run", "-c", str(config))
