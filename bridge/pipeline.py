@@ -34,6 +34,7 @@ from bridge.offsets import OffsetStore, open_store
 from bridge.route import Route, RouteFailed
 from bridge.telemetry import Telemetry
 from sinks import create_sink
+from sinks._base import reopen
 
 log = logging.getLogger("bridge.pipeline")
 
@@ -58,6 +59,7 @@ class Pipeline:
         self.deadline_passed = False
         self.behind: list[Route] = []  # the routes not caught up when it stopped
         self._force = asyncio.Event()
+        self._reopening: set[asyncio.Future] = set()  # SIGHUP's tasks, kept from the GC
         self.routes = [self._route(sink_config) for sink_config in config.sinks]
         self.listener: Listener | None = None
         if self.telemetry is not None:
@@ -157,6 +159,15 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._reopen_sinks)
+
+    def _reopen_sinks(self) -> None:
+        """SIGHUP (logrotate's `postrotate`): sinks writing files open their paths again."""
+        log.info("SIGHUP: sinks writing files open their paths again")
+        sinks = [sink for route in self.routes for sink in (route.sink, route.dead_letter) if sink]
+        task = asyncio.ensure_future(asyncio.gather(*map(reopen, sinks), return_exceptions=True))
+        self._reopening.add(task)
+        task.add_done_callback(self._reopening.discard)
 
 
 def build_route(

@@ -68,4 +68,14 @@ class Sink(Protocol):
     # the sink knows it while a send is still pending (readiness and the connected gauge
     # use it; without it, only send outcomes tell).
 
+    # Optional: `async def reopen(self) -> None`, let go of the files the sink writes and
+    # open their paths again at the next send (SIGHUP, after logrotate renamed them).
+
     async def close(self) -> None: ...
+
+
+async def reopen(sink: Sink) -> None:
+    """Call the sink's optional `reopen` hook (sinks without files have none)."""
+    hook = getattr(sink, "reopen", None)
+    if hook is not None:
+        await hook()
