@@ -24,10 +24,13 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class Transient:
-    """Worth retrying later; `retry_after` (seconds) is the peer's hint, if it gave one."""
+    """Worth retrying later; `retry_after` (seconds) is the peer's hint, if it gave one.
+    `attempted` is False for an event the sink held back, unsent, behind a failed one: a
+    retry budget (`retry.max_elapsed`) counts from an event's first real attempt."""
 
     reason: str
     retry_after: float | None = None
+    attempted: bool = True
 
 
 @dataclass(frozen=True, slots=True)

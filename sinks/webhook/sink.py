@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sinks.webhook.config import Config
 
 CHECK_DEADLINE = 10.0  # seconds; `dicom-bridge check` allows each sink 15
-UNSENT = Transient("not sent")  # placeholder until a lane decides
+UNSENT = Transient("not sent", attempted=False)  # placeholder until a lane decides
 
 
 class WebhookSink:
@@ -117,7 +117,9 @@ class WebhookSink:
         for request in lane:
             if cause is not None and not held.isdisjoint(request.studies):
                 # Its reason and Retry-After reach the route's log and delay.
-                outcome: Outcome = Transient(f"not sent after: {cause.reason}", cause.retry_after)
+                outcome: Outcome = Transient(
+                    f"not sent after: {cause.reason}", cause.retry_after, attempted=False
+                )
             else:
                 outcome = await self._post(request)
                 if isinstance(outcome, Transient):
