@@ -16,6 +16,7 @@ read: a request carrying one gets its answer, then the connection is closed.
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import h11
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 MAX_HEADER_BYTES = 16 * 1024
 REQUEST_TIMEOUT = 5.0  # seconds
 MAX_CONNECTIONS = 64
-READ_BYTES = 16 * 1024
+READ_BYTES = 4096  # a header block passes MAX_HEADER_BYTES by one read at most
 
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
@@ -164,6 +165,7 @@ def _response(
     ]
     if not keep_alive:
         headers.append(("connection", "close"))
-    data = connection.send(h11.Response(status_code=status, headers=headers))
+    reason = HTTPStatus(status).phrase.encode()
+    data = connection.send(h11.Response(status_code=status, headers=headers, reason=reason))
     data += connection.send(h11.Data(data=body)) if body else b""
     return data + connection.send(h11.EndOfMessage())

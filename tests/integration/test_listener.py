@@ -81,6 +81,7 @@ async def test_serves_health_and_metrics_with_keep_alive(listening):
         assert head.status_code == 200 and head.content == b""
         missing = await client.get("/nowhere")
         assert missing.status_code == 404 and "/metrics" in missing.text
+        assert missing.reason_phrase == "Not Found"
         assert (await client.post("/healthz", content=b"x")).status_code == 405
 
 
