@@ -55,7 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--exit-when-caught-up",
         action="store_true",
         help="exit 0 once every route delivered and committed everything up to "
-        "the feed's latest entry",
+        "the feed's latest entry (128 + the signal's number if stopped before)",
+    )
+    run.add_argument(
+        "--deadline",
+        type=_duration,
+        metavar="DURATION",
+        help="with --exit-when-caught-up: exit 1 if not caught up within DURATION (e.g. 10m)",
     )
     run.set_defaults(handler=_run)
 
@@ -156,6 +162,15 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _duration(text: str) -> float:
+    from bridge.config_types import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def load(path: Path):
     from bridge.config import ConfigError, load_config
 
@@ -168,22 +183,27 @@ def load(path: Path):
 def _run(args: argparse.Namespace) -> int:
     from bridge.lock import state_lock
 
-    early_stop = _record_sigterm()
+    early_stop = _record_signals()
     config = load(args.config)
     with state_lock(config, "run"):
         return run_async(
             run_pipeline(
-                config, exit_when_caught_up=args.exit_when_caught_up, stop_requested=early_stop
+                config,
+                exit_when_caught_up=args.exit_when_caught_up,
+                deadline=args.deadline,
+                stop_requested=early_stop,
             )
         )
 
 
-def _record_sigterm() -> list[int]:
+def _record_signals() -> list[int]:
     """Until the event loop takes the signals over, SIGTERM would kill the bridge with the
-    default action (exit -15) while it imports sinks, reads its config and connects: record
-    it instead, and the pipeline stops cleanly (exit 0) as soon as it starts."""
+    default action (exit -15) and SIGINT raise KeyboardInterrupt while it imports sinks,
+    reads its config and connects: record them instead, and the pipeline stops as soon as
+    it starts, with the exit status of a stop by that signal."""
     received: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, _frame: received.append(signum))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, _frame: received.append(signum))
     return received
 
 
@@ -191,6 +211,7 @@ async def run_pipeline(
     config,
     *,
     exit_when_caught_up: bool = False,
+    deadline: float | None = None,
     progress: bool = True,
     stop_requested: list[int] | None = None,
 ) -> int:
@@ -207,12 +228,12 @@ async def run_pipeline(
     pipeline = Pipeline(config)
     pipeline.install_signal_handlers()
     if stop_requested:
-        pipeline.request_stop()
+        pipeline.request_stop(stop_requested[0])
     display = None
     if progress and Progress.wanted():
         display = asyncio.create_task(Progress(pipeline.routes).run())
     try:
-        return await pipeline.run(exit_when_caught_up=exit_when_caught_up)
+        return await pipeline.run(exit_when_caught_up=exit_when_caught_up, deadline=deadline)
     finally:
         if display is not None:
             display.cancel()
@@ -221,9 +242,23 @@ async def run_pipeline(
         for route in pipeline.routes:
             if route.failure:
                 report(f"sink {route.name} stopped: {route.failure}")
+        behind = [route for route in pipeline.behind if route.running]  # not stopped
+        if exit_when_caught_up and behind and (pipeline.deadline_passed or pipeline.interrupted_by):
+            why = f"deadline {deadline:g}s passed" if pipeline.deadline_passed else "interrupted"
+            report(f"{why} before every route caught up: {_positions(behind)}")
         # A fatal error (the offset store failing) reaches every route: report it once.
         for fatal in dict.fromkeys(str(route.fatal) for route in pipeline.routes if route.fatal):
             report(f"error: {fatal}")
+
+
+def _positions(routes: list) -> str:
+    from bridge.progress import sequence_of
+
+    return ", ".join(
+        f"sink {route.name} at sequence {sequence_of(route.committed_position):,} of "
+        f"{route.latest:,}"
+        for route in routes
+    )
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -353,6 +388,8 @@ def _number(value: int | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "deadline", None) is not None and not args.exit_when_caught_up:
+        parser.error("--deadline needs --exit-when-caught-up")
     setup_logging(args.log_level, args.log_format)
     try:
         return args.handler(args)

@@ -5,6 +5,11 @@ Starts the change-feed simulator on a free loopback port with a deterministic hi
 `DICOM_FEED_URL`, and runs the bridge until every sink caught up (or, with `--follow`,
 until Ctrl-C while the simulator keeps storing new studies). Run it twice: the second run
 resumes from the stored cursors and has nothing left to do.
+
+The demo owns its simulator, rebuilt from the same seed on every run: a `--follow` run
+appends studies the next simulator does not have, and leaves cursors ahead of its latest
+entry. Against a real service that means a reset and stops the route; here it means a new
+demo, so the routes whose cursors are ahead start over from the beginning of the feed.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"sink {sink.name} ({sink.type}): {sink.where}")
 
         async def main() -> int:
+            await _start_over_if_ahead(config)
             appending = asyncio.create_task(_append_studies(simulator.url)) if args.follow else None
             try:
                 return await run_pipeline(config, exit_when_caught_up=not args.follow)
@@ -84,6 +90,21 @@ def run(args: argparse.Namespace) -> int:
             f"stored cursors ({config.offsets.path})."
         )
     return code
+
+
+async def _start_over_if_ahead(config) -> None:
+    """Delete the cursors a previous `--follow` run left ahead of the fresh simulator."""
+    from bridge.admin import offsets_reset, offsets_show
+
+    rows, _ = await offsets_show(config)
+    ahead = [row for row in rows if row.latest is not None and (row.sequence or 0) > row.latest]
+    if ahead:
+        print(
+            f"cursors of {', '.join(row.sink for row in ahead)} are ahead of this fresh "
+            "simulator (a `demo --follow` run appended studies): starting them over"
+        )
+    for row in ahead:
+        await offsets_reset(config, row.sink, to_latest=False)
 
 
 async def _append_studies(url: str) -> None:

@@ -28,7 +28,7 @@ from bridge.config import (
 )
 from bridge.config_types import EntraCredential, RetryConfig
 from sinks import SinkConfig, config_models
-from sinks._config import FilterConfig
+from sinks._config import FilterConfig, RouteRetryConfig
 
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 _ROUTE_FIELDS = set(SinkConfig.model_fields) - {"type"}
@@ -36,7 +36,7 @@ _ROUTE_FIELDS = set(SinkConfig.model_fields) - {"type"}
 SECTIONS: list[tuple[str, type[BaseModel], set[str]]] = [
     ("Top level", BridgeConfig, set()),
     ("`feed`", FeedConfig, set()),
-    ("`retry` (of the feed, and of every sink)", RetryConfig, set()),
+    ("`feed.retry`", RetryConfig, set()),
     ("`feed.auth` with `type: none`", NoAuth, set()),
     ("`feed.auth` with `type: bearer`", BearerAuth, set()),
     ("`feed.auth` with `type: azure`", AzureAuth, set()),
@@ -44,6 +44,7 @@ SECTIONS: list[tuple[str, type[BaseModel], set[str]]] = [
     ("`http`", HttpConfig, set()),
     ("Every sink (route settings)", SinkConfig, {"type"}),
     ("`filter` (of a sink)", FilterConfig, set()),
+    ("`retry` (of a sink)", RouteRetryConfig, set()),
 ]
 
 

@@ -5,94 +5,167 @@
 - `/readyz`: 200 when the feed answers, the offset store writes and every sink is connected;
   503 otherwise, with a JSON body naming what is not ready (readiness; Docker HEALTHCHECK).
 
-Served by uvicorn inside the bridge's event loop; uvicorn's own signal handling is turned
-off so SIGTERM still reaches the pipeline's graceful shutdown.
+HTTP/1.1 with h11 on asyncio streams, inside the bridge's event loop, bounded whatever a
+client sends: a header block over `MAX_HEADER_BYTES` is answered 431 and the connection
+closed; a request not complete within `REQUEST_TIMEOUT` of the connection's start or of
+the previous answer (a half-request, an idle keep-alive connection) is cut; connections
+beyond `MAX_CONNECTIONS` are closed as soon as they are accepted. Request bodies are never
+read: a request carrying one gets its answer, then the connection is closed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
+import asyncio
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+import h11
 import orjson
-import uvicorn
 
 from bridge.telemetry import Telemetry, readiness
 
 if TYPE_CHECKING:
     from bridge.pipeline import Pipeline
 
-log = logging.getLogger("bridge.listener")
+MAX_HEADER_BYTES = 16 * 1024
+REQUEST_TIMEOUT = 5.0  # seconds
+MAX_CONNECTIONS = 64
+READ_BYTES = 4096  # a header block passes MAX_HEADER_BYTES by one read at most
 
-
-class _Server(uvicorn.Server):
-    def capture_signals(self):  # the pipeline owns SIGTERM/SIGINT
-        return contextlib.nullcontext()
+_JSON = "application/json"
+_TEXT = "text/plain; charset=utf-8"
 
 
 class Listener:
-    def __init__(self, pipeline: Pipeline, telemetry: Telemetry, host: str, port: int) -> None:
+    def __init__(
+        self, pipeline: Pipeline | None, telemetry: Telemetry, host: str, port: int
+    ) -> None:
         self.pipeline = pipeline
         self.telemetry = telemetry
-        config = uvicorn.Config(
-            self.app,
-            host=host,
-            port=port,
-            interface="asgi3",
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        self.server = _Server(config)
+        self.host, self._port = host, port
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task] = set()
+        self._stop = asyncio.Event()
 
     async def serve(self) -> None:
-        await self.server.serve()
+        """Listen until `stop()`; raises OSError when the address cannot be bound."""
+        self._server = await asyncio.start_server(self._connection, self.host, self._port)
+        try:
+            await self._stop.wait()
+        finally:
+            self._server.close()
+            for task in self._connections:
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._server.wait_closed()
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        self._stop.set()
 
     @property
     def started(self) -> bool:
-        return self.server.started
+        return self._server is not None
 
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        return self.server.servers[0].sockets[0].getsockname()[1]
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
 
-    async def app(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+    # -- connections ----------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= MAX_CONNECTIONS:
+            writer.close()
             return
-        path = scope["path"]
-        if path == "/metrics":
-            await _respond(
-                send, 200, self.telemetry.exposition(), "text/plain; version=0.0.4; charset=utf-8"
-            )
-        elif path == "/healthz":
-            await _respond(send, 200, b'{"status":"alive"}', "application/json")
-        elif path == "/readyz":
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._exchanges(reader, writer)
+        except (TimeoutError, ConnectionError):
+            pass  # cut, or gone
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+    async def _exchanges(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer the requests of one connection, each within REQUEST_TIMEOUT."""
+        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        while True:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                try:
+                    request = await _next_request(connection, reader)
+                    # Without a body the end of the request is already here; with one, it
+                    # is never read: answer, then close.
+                    complete = request is not None and isinstance(
+                        connection.next_event(), h11.EndOfMessage
+                    )
+                except h11.RemoteProtocolError as exc:
+                    status = exc.error_status_hint
+                    writer.write(_response(connection, status, str(exc).encode(), _TEXT))
+                    await writer.drain()
+                    return
+                if request is None:
+                    return
+                writer.write(self._answer(connection, request, keep_alive=complete))
+                await writer.drain()
+            if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
+                return
+            connection.start_next_cycle()
+
+    # -- answers --------------------------------------------------------------------------
+
+    def _answer(self, connection: h11.Connection, request: h11.Request, keep_alive: bool) -> bytes:
+        status, body, content_type = self._route(request)
+        if request.method == b"HEAD":
+            return _response(connection, status, b"", content_type, len(body), keep_alive)
+        return _response(connection, status, body, content_type, keep_alive=keep_alive)
+
+    def _route(self, request: h11.Request) -> tuple[int, bytes, str]:
+        if request.method not in (b"GET", b"HEAD"):
+            return 405, b"only GET and HEAD", _TEXT
+        path = request.target.split(b"?", 1)[0]
+        if path == b"/metrics":
+            return 200, self.telemetry.exposition(), "text/plain; version=0.0.4; charset=utf-8"
+        if path == b"/healthz":
+            return 200, b'{"status":"alive"}', _JSON
+        if path == b"/readyz" and self.pipeline is not None:
             problems = readiness(self.pipeline)
             body = orjson.dumps({"ready": not problems, "problems": problems})
-            await _respond(send, 503 if problems else 200, body, "application/json")
-        else:
-            await _respond(
-                send,
-                404,
-                b"not found: try /metrics, /healthz or /readyz",
-                "text/plain; charset=utf-8",
-            )
+            return 503 if problems else 200, body, _JSON
+        return 404, b"not found: try /metrics, /healthz or /readyz", _TEXT
 
 
-async def _respond(send, status: int, body: bytes, content_type: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _next_request(
+    connection: h11.Connection, reader: asyncio.StreamReader
+) -> h11.Request | None:
+    """The next request's head, or None once the client closed the connection."""
+    while True:
+        event = connection.next_event()
+        if event is h11.NEED_DATA:
+            connection.receive_data(await reader.read(READ_BYTES))  # b"": the client closed
+        elif isinstance(event, h11.Request):
+            return event
+        else:  # ConnectionClosed
+            return None
+
+
+def _response(
+    connection: h11.Connection,
+    status: int,
+    body: bytes,
+    content_type: str,
+    length: int | None = None,
+    keep_alive: bool = False,
+) -> bytes:
+    headers = [
+        ("content-type", content_type),
+        ("content-length", str(len(body) if length is None else length)),
+    ]
+    if not keep_alive:
+        headers.append(("connection", "close"))
+    reason = HTTPStatus(status).phrase.encode()
+    data = connection.send(h11.Response(status_code=status, headers=headers, reason=reason))
+    data += connection.send(h11.Data(data=body)) if body else b""
+    return data + connection.send(h11.EndOfMessage())

@@ -34,6 +34,7 @@ from bridge.offsets import OffsetStore, open_store
 from bridge.route import Route, RouteFailed
 from bridge.telemetry import Telemetry
 from sinks import create_sink
+from sinks._base import reopen
 
 log = logging.getLogger("bridge.pipeline")
 
@@ -54,7 +55,11 @@ class Pipeline:
         self.feed_key = feed_key(config.feed.url)
         self._changed = asyncio.Event()
         self._stopping = False
+        self.interrupted_by = 0  # the signal that stopped the pipeline
+        self.deadline_passed = False
+        self.behind: list[Route] = []  # the routes not caught up when it stopped
         self._force = asyncio.Event()
+        self._reopening: set[asyncio.Future] = set()  # SIGHUP's tasks, kept from the GC
         self.routes = [self._route(sink_config) for sink_config in config.sinks]
         self.listener: Listener | None = None
         if self.telemetry is not None:
@@ -71,16 +76,20 @@ class Pipeline:
             on_send=self.telemetry.observe_send if self.telemetry else _ignore,
         )
 
-    def request_stop(self) -> None:
+    def request_stop(self, signum: int = signal.SIGTERM) -> None:
         """First call: stop reading and drain. Second call: stop draining now."""
         if self._stopping:
             self._force.set()
+        else:
+            self.interrupted_by = signum
         self._stopping = True
         self._changed.set()
 
-    async def run(self, *, exit_when_caught_up: bool = False) -> int:
+    async def run(self, *, exit_when_caught_up: bool = False, deadline: float | None = None) -> int:
         """Run until stopped (or, with `exit_when_caught_up`, until every route delivered
-        and committed everything up to the feed's latest entry). Returns the exit code."""
+        and committed everything up to the feed's latest entry, for at most `deadline`
+        seconds). Returns the exit code: 0, 1 (a route stopped, the deadline passed) or,
+        when a signal stopped a run that was to catch up before it did, 128 + its number."""
         serving = None
         try:
             if self.listener is not None:
@@ -92,15 +101,24 @@ class Pipeline:
                 except RouteFailed as exc:
                     route.failure = str(exc)
                     log.error("%s", exc)
-            while not self._done(exit_when_caught_up):
-                self._changed.clear()
-                await self._changed.wait()
+            try:
+                async with asyncio.timeout(deadline):
+                    while not self._done(exit_when_caught_up):
+                        self._changed.clear()
+                        await self._changed.wait()
+            except TimeoutError:
+                self.deadline_passed = True
+            self.behind = [route for route in self.routes if not route.caught_up]
         finally:
             await self._shutdown()
             if serving is not None:
                 self.listener.stop()
                 await serving
-        return self.exit_code
+        if not all(route.running for route in self.routes) or self.deadline_passed:
+            return 1
+        if exit_when_caught_up and self.behind:  # a signal stopped it first
+            return 128 + self.interrupted_by
+        return 0
 
     async def _listening(self, serving: asyncio.Task) -> None:
         """Wait until the listener is bound, or raise why it could not bind."""
@@ -112,10 +130,6 @@ class Pipeline:
         log.info(
             "metrics and health on http://%s/metrics, /healthz, /readyz", self.config.http.listen
         )
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if all(route.running for route in self.routes) else 1
 
     def _done(self, exit_when_caught_up: bool) -> bool:
         if self._stopping or any(route.fatal for route in self.routes):
@@ -144,7 +158,16 @@ class Pipeline:
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.request_stop)
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._reopen_sinks)
+
+    def _reopen_sinks(self) -> None:
+        """SIGHUP (logrotate's `postrotate`): sinks writing files open their paths again."""
+        log.info("SIGHUP: sinks writing files open their paths again")
+        sinks = [sink for route in self.routes for sink in (route.sink, route.dead_letter) if sink]
+        task = asyncio.ensure_future(asyncio.gather(*map(reopen, sinks), return_exceptions=True))
+        self._reopening.add(task)
+        task.add_done_callback(self._reopening.discard)
 
 
 def build_route(

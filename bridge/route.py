@@ -332,8 +332,11 @@ class Route:
             else:
                 pending.append(item)
         attempt = 0
+        budget = self.config.retry.max_elapsed  # None: retry without limit
+        give_up_at = None if budget is None else time.monotonic() + budget
         while pending:
             outcomes = await self._send(self.sink, [item.event for item in pending])
+            spent = give_up_at is not None and time.monotonic() >= give_up_at
             retry: list[_Item] = []
             held: set[str] = set()  # keys with an earlier event of this batch to retry
             hint: float | None = None
@@ -342,6 +345,10 @@ class Route:
                 if isinstance(outcome, Permanent):
                     self.stats.failed["permanent"] += 1
                     await self._dead_letter(item.event, outcome.reason)
+                elif isinstance(outcome, Transient) and outcome.attempted and spent:
+                    self.stats.failed["transient"] += 1
+                    late = f"still failing after retry.max_elapsed {budget:g}s"
+                    await self._dead_letter(item.event, f"{outcome.reason} ({late})")
                 elif isinstance(outcome, Transient) or item.entry.study in held:
                     # Resend after the earlier failure too, so that the last copy of each
                     # event the consumer gets is in the study's feed order.
@@ -357,9 +364,13 @@ class Route:
                     self.stats.forwarded += 1
                 self._handled(item)
             pending = retry
+            if spent and pending:  # held back unsent until now: a budget of their own
+                give_up_at, attempt = time.monotonic() + budget, 0
             if pending:
                 self.stats.retries += len(pending)
                 delay = self.backoff.delay(attempt, hint)
+                if give_up_at is not None:  # the last attempt at the budget's end
+                    delay = max(0.0, min(delay, give_up_at - time.monotonic()))
                 attempt += 1
                 self.log.warning(
                     "%d events not delivered (%s); retrying in %.1fs", len(pending), reason, delay
@@ -376,8 +387,8 @@ class Route:
         entry = subject.entry if isinstance(subject, Event) else subject
         if self.dead_letter is None:
             raise RouteFailed(
-                f"sink {self.name}: sequence {entry.sequence} was rejected permanently "
-                f"({reason}) and the route has no dead_letter target; add one or fix the cause"
+                f"sink {self.name}: sequence {entry.sequence} was not delivered ({reason}) "
+                "and the route has no dead_letter target; add one or fix the cause"
             )
         record = self.formatter.dead_letter(subject, reason, self.name)
         attempt = 0

@@ -24,10 +24,13 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class Transient:
-    """Worth retrying later; `retry_after` (seconds) is the peer's hint, if it gave one."""
+    """Worth retrying later; `retry_after` (seconds) is the peer's hint, if it gave one.
+    `attempted` is False for an event the sink held back, unsent, behind a failed one: a
+    retry budget (`retry.max_elapsed`) counts from an event's first real attempt."""
 
     reason: str
     retry_after: float | None = None
+    attempted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,4 +71,14 @@ class Sink(Protocol):
     # the sink knows it while a send is still pending (readiness and the connected gauge
     # use it; without it, only send outcomes tell).
 
+    # Optional: `async def reopen(self) -> None`, let go of the files the sink writes and
+    # open their paths again at the next send (SIGHUP, after logrotate renamed them).
+
     async def close(self) -> None: ...
+
+
+async def reopen(sink: Sink) -> None:
+    """Call the sink's optional `reopen` hook (sinks without files have none)."""
+    hook = getattr(sink, "reopen", None)
+    if hook is not None:
+        await hook()

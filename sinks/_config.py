@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, ByteSize, Field, ValidationInfo, field_validator
 
-from bridge.config_types import RetryConfig, StrictModel, error_at
+from bridge.config_types import Duration, RetryConfig, StrictModel, error_at
 
 if TYPE_CHECKING:
     from bridge.feed import Entry
@@ -90,6 +90,20 @@ class FilterConfig(StrictModel):
         )
 
 
+class RouteRetryConfig(RetryConfig):
+    """Backoff between attempts after a transient failure of the sink, and an optional
+    budget (the feed's retries have none: the feed is never skipped)."""
+
+    max_elapsed: Duration | None = Field(
+        None,
+        gt=0,
+        description="Give up on an event still failing transiently this long after its first "
+        "attempt (e.g. 10m): it goes to the dead-letter target with the last reason, as a "
+        "permanent failure does (without one, the route stops before it). Unset: retry "
+        "without limit, the cursor waiting.",
+    )
+
+
 class SinkConfig(StrictModel):
     """Settings of one route (a sink and its cursor) shared by every sink type."""
 
@@ -127,8 +141,9 @@ class SinkConfig(StrictModel):
         "entries, memory stays flat whatever their size. One event larger than this is "
         "still admitted, alone.",
     )
-    retry: RetryConfig = Field(
-        default_factory=RetryConfig, description="Backoff between retries of transient failures."
+    retry: RouteRetryConfig = Field(
+        default_factory=RouteRetryConfig,
+        description="Backoff between retries of transient failures, and their budget.",
     )
 
     #: Whether the sink's transport has message headers for CloudEvents binary mode.
@@ -156,6 +171,13 @@ class SinkConfig(StrictModel):
             return value
         if value.get("dead_letter") is not None:
             raise error_at("dead_letter", message="a dead_letter target cannot have a dead_letter")
+        retry = value.get("retry")
+        if isinstance(retry, dict) and retry.get("max_elapsed") is not None:
+            raise error_at(
+                "retry",
+                "max_elapsed",
+                message="a dead_letter target retries without limit (it has no dead_letter)",
+            )
         return {"name": f"{info.data.get('name', 'route')}.dead_letter", **value}
 
     @field_validator("max_pending")

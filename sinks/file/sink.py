@@ -9,6 +9,13 @@ can fix it, and a full disk is no reason to dead-letter anything. A failed write
 back off the file and the file is reopened at the next send, which also retries a failed
 open. After a crash the file may end with a partial line: opening it adds a newline first,
 so the next record starts on its own line (readers skip the one broken line).
+
+The file is found by its path, not kept by its descriptor: before each batch the sink
+checks that the path still names the open file (`stat` against `fstat`), and when the
+file was renamed or removed (logrotate without copytruncate, an operator), it opens the
+path anew, so nothing written after the rename lands in the renamed file (short of a
+rename between that check and the write, microseconds apart). `reopen()` (on SIGHUP)
+lets go of the file at once.
 """
 
 from __future__ import annotations
@@ -70,6 +77,10 @@ class FileSink:
             raise SinkError(f"file sink {self.name}: not writable: {reason}") from None
         return f"file {self.path}: writable"
 
+    async def reopen(self) -> None:
+        """Close the file now; the next send opens its path again."""
+        await self._thread.run(self._close)
+
     async def close(self) -> None:
         await self._thread.run(self._close)
 
@@ -94,6 +105,7 @@ class FileSink:
         self._fd, self._size = fd, size
 
     def _append(self, data: bytes) -> None:
+        self._follow_path()
         self._open()
         if self._rotate_bytes and self._size and self._size + len(data) > self._rotate_bytes:
             self._rotate()
@@ -109,6 +121,19 @@ class FileSink:
             self._close()
             raise
         self._size += len(data)
+
+    def _follow_path(self) -> None:
+        """Close the open file if its path no longer names it (renamed or removed)."""
+        if self._fd is None:
+            return
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            named = None
+        opened = os.fstat(self._fd)
+        if named is None or (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
+            log.info("sink %s: %s was renamed or removed; opening it anew", self.name, self.path)
+            self._close()
 
     def _rotate(self) -> None:
         self._close()

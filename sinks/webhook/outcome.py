@@ -37,14 +37,15 @@ def display_url(url: str | httpx.URL) -> str:
     return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
 
 
-def excerpt(response: httpx.Response) -> str:
-    """The start of the response body on one line."""
-    text = " ".join(response.content[: EXCERPT_CHARS * 4].decode(errors="replace").split())
+def excerpt(body: bytes) -> str:
+    """The start of a response body on one line."""
+    text = " ".join(body[: EXCERPT_CHARS * 4].decode(errors="replace").split())
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
 
 
-def classify(response: httpx.Response, where: str) -> Outcome:
-    """The outcome of one answered request; raises `SinkFatalError` for 401, 403, 410."""
+def classify(response: httpx.Response, body: bytes, where: str) -> Outcome:
+    """The outcome of one answered request (`body`: the start of its body); raises
+    `SinkFatalError` for 401, 403, 410."""
     status = response.status_code
     if 200 <= status < 300:
         return DELIVERED
@@ -57,8 +58,8 @@ def classify(response: httpx.Response, where: str) -> Outcome:
             f"{what} redirecting to {target}; redirects are not followed: set url to the "
             "final address"
         )
-    body = excerpt(response)
-    detail = f"{what}: {body}" if body else what
+    text = excerpt(body)
+    detail = f"{what}: {text}" if text else what
     if 400 <= status < 500 and status not in (408, 429):
         return Permanent(detail)
     return Transient(detail, parse_retry_after(response.headers.get("retry-after")))

@@ -21,6 +21,7 @@ import httpx
 
 from bridge import __version__
 from sinks._base import Outcome, SinkError, SinkFatalError, Transient
+from sinks.webhook.answer import REQUEST_HEADERS, exchange
 from sinks.webhook.outcome import FATAL_HINTS, classify, display_url, failure
 from sinks.webhook.request import Request, plan
 from sinks.webhook.signing import Signer
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from sinks.webhook.config import Config
 
 CHECK_DEADLINE = 10.0  # seconds; `dicom-bridge check` allows each sink 15
-UNSENT = Transient("not sent")  # placeholder until a lane decides
+UNSENT = Transient("not sent", attempted=False)  # placeholder until a lane decides
 
 
 class WebhookSink:
@@ -75,7 +76,7 @@ class WebhookSink:
         deadline = min(self._config.timeout, CHECK_DEADLINE)
         try:
             async with asyncio.timeout(deadline):
-                response = await client.request("OPTIONS", self._config.url)
+                response, _ = await exchange(client, "OPTIONS", self._config.url)
         except (TimeoutError, httpx.TimeoutException):
             raise SinkError(f"{self._where}: no answer within {deadline:g}s") from None
         except httpx.RequestError as exc:
@@ -116,7 +117,9 @@ class WebhookSink:
         for request in lane:
             if cause is not None and not held.isdisjoint(request.studies):
                 # Its reason and Retry-After reach the route's log and delay.
-                outcome: Outcome = Transient(f"not sent after: {cause.reason}", cause.retry_after)
+                outcome: Outcome = Transient(
+                    f"not sent after: {cause.reason}", cause.retry_after, attempted=False
+                )
             else:
                 outcome = await self._post(request)
                 if isinstance(outcome, Transient):
@@ -134,19 +137,23 @@ class WebhookSink:
             headers = request.headers | self._signer.headers(request.msg_id, request.body)
             try:
                 async with asyncio.timeout(timeout):
-                    response = await self._client.post(
-                        self._config.url, content=request.body, headers=headers
+                    response, body = await exchange(
+                        self._client,
+                        "POST",
+                        self._config.url,
+                        content=request.body,
+                        headers=headers,
                     )
             except (TimeoutError, httpx.RequestError) as exc:
                 return failure(exc, self._where, timeout)
-        return classify(response, self._where)
+        return classify(response, body, self._where)
 
     # -- connections ----------------------------------------------------------------------
 
     async def _new_client(self) -> httpx.AsyncClient:
         config = self._config
         tls = await asyncio.to_thread(self._tls_context)  # reads certificate files
-        headers = {"user-agent": f"dicom-changefeed-bridge/{__version__}"}
+        headers = {"user-agent": f"dicom-changefeed-bridge/{__version__}", **REQUEST_HEADERS}
         headers.update((name, value.get_secret_value()) for name, value in config.headers.items())
         if config.bearer_token is not None:
             headers["authorization"] = f"Bearer {config.bearer_token.get_secret_value()}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -142,3 +143,60 @@ async def test_cancelled_send_does_not_overlap_the_next(tmp_path: Path) -> None:
     got = sequences(path)  # every line whole; the cancelled batch may or may not be there
     assert got[-10:] == list(range(501, 511))
     assert got[:-10] in ([], list(range(1, 501)))
+
+
+def open_paths() -> set[str]:
+    """What this process's file descriptors point at."""
+    paths = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            paths.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return paths
+
+
+@pytest.mark.parametrize("create", [False, True], ids=["renamed", "renamed-then-created"])
+async def test_a_file_renamed_externally_is_never_written_again(tmp_path: Path, create) -> None:
+    """logrotate without copytruncate: rename, optionally create an empty file in its place."""
+    path = tmp_path / "events.jsonl"
+    rotated = tmp_path / "events.jsonl.1"
+    sink = await open_sink(path)
+    try:
+        assert await sink.send(events(2)) == [DELIVERED] * 2
+        path.rename(rotated)
+        if create:
+            path.touch()
+        assert await sink.send(events(2, first=3)) == [DELIVERED] * 2
+        assert await sink.send(events(1, first=5)) == [DELIVERED]
+    finally:
+        await sink.close()
+    assert sequences(rotated) == [1, 2]
+    assert sequences(path) == [3, 4, 5]
+
+
+async def test_a_file_removed_externally_is_created_again(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "events.jsonl"
+    sink = await open_sink(path)
+    try:
+        await sink.send(events(2))
+        path.unlink()
+        assert await sink.send(events(1, first=3)) == [DELIVERED]
+    finally:
+        await sink.close()
+    assert sequences(path) == [3]
+
+
+async def test_reopen_releases_the_renamed_file_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    rotated = tmp_path / "events.jsonl.1"
+    sink = await open_sink(path)
+    try:
+        await sink.send(events(1))
+        path.rename(rotated)
+        assert str(rotated) in open_paths()
+        await sink.reopen()  # what SIGHUP does: the rotated file can be compressed now
+        assert str(rotated) not in open_paths()
+        await sink.send(events(1, first=2))
+    finally:
+        await sink.close()
+    assert sequences(rotated) == [1]
+    assert sequences(path) == [2]

@@ -162,7 +162,7 @@ async def test_without_a_dead_letter_target_a_rejection_stops_the_route(tmp_path
     )
     route = route_for(tmp_path, entries, sink, batch_size=1, max_in_flight=1)
     await run_until_caught_up(route)
-    assert "sequence 5 was rejected permanently (rejected)" in route.failure
+    assert "sequence 5 was not delivered (rejected)" in route.failure
     assert route.committed == 4  # the cursor stays before the rejected entry
 
 
@@ -285,3 +285,68 @@ async def test_closing_stops_retrying_even_when_the_sink_swallows_the_cancellati
     await sink.inside.wait()
     await asyncio.wait_for(route.close(), 2)  # the route retried forever before the fix
     assert route.committed == 0
+
+
+# -- retry budget (retry.max_elapsed) -------------------------------------------------------
+
+
+def dead_lettered(dlq: ScriptedSink) -> dict[int, str]:
+    """Sequence -> reason of the records a dead-letter sink received."""
+    records = (orjson.loads(event.body) for event in dlq.delivered)
+    return {record["sequence"]: record["reason"] for record in records}
+
+
+async def test_events_failing_transiently_past_the_budget_are_dead_lettered(tmp_path):
+    entries = [entry(s) for s in range(1, 21)]
+    down = ScriptedSink(behave=lambda e, _: Transient("503 from the peer"))
+    dlq = ScriptedSink("dlq")
+    retry = {"initial": "1ms", "max": "5ms", "max_elapsed": "100ms"}
+    route = route_for(tmp_path, entries, down, dead_letter=dlq, retry=retry, batch_size=5)
+    await run_until_caught_up(route)
+    reasons = dead_lettered(dlq)
+    assert sorted(reasons) == list(range(1, 21))
+    assert all(
+        reason.startswith("503 from the peer (still failing after retry.max_elapsed 0.1s")
+        for reason in reasons.values()
+    )
+    assert route.committed == 20 and route.stats.dead_lettered == 20
+    assert min(down.attempts.values()) >= 2  # retried before giving up
+
+
+async def test_without_a_dead_letter_target_the_budget_stops_the_route(tmp_path):
+    entries = [entry(s) for s in range(1, 11)]
+    sink = ScriptedSink(
+        behave=lambda e, _: Transient("timed out") if e.entry.sequence == 4 else DELIVERED
+    )
+    retry = {"initial": "1ms", "max": "5ms", "max_elapsed": "50ms"}
+    route = route_for(tmp_path, entries, sink, retry=retry, batch_size=1, max_in_flight=1)
+    await run_until_caught_up(route)
+    assert "sequence 4 was not delivered (timed out (still failing after" in route.failure
+    assert "no dead_letter target" in route.failure
+    assert route.committed == 3  # the cursor stays before it
+
+
+async def test_only_the_failing_event_is_dead_lettered_not_those_held_behind_it(tmp_path):
+    """Later events of its study are re-sent after it for order; at the budget they count
+    as delivered, since the peer took them."""
+    entries = [entry(s, studies=1) for s in range(1, 6)]
+    sink = ScriptedSink(
+        behave=lambda e, _: Transient("refused") if e.entry.sequence == 2 else DELIVERED
+    )
+    dlq = ScriptedSink("dlq")
+    retry = {"initial": "1ms", "max": "5ms", "max_elapsed": "50ms"}
+    route = route_for(tmp_path, entries, sink, dead_letter=dlq, retry=retry)
+    await run_until_caught_up(route)
+    assert list(dead_lettered(dlq)) == [2]
+    assert set(sequences(sink.delivered)) == {1, 3, 4, 5}
+    assert route.committed == 5 and route.stats.forwarded == 4
+
+
+async def test_failures_within_the_budget_are_retried_until_delivered(tmp_path):
+    entries = [entry(s) for s in range(1, 11)]
+    flaky = ScriptedSink(behave=lambda e, attempt: Transient("busy") if attempt < 3 else DELIVERED)
+    dlq = ScriptedSink("dlq")
+    retry = {"initial": "1ms", "max": "5ms", "max_elapsed": "10s"}
+    route = route_for(tmp_path, entries, flaky, dead_letter=dlq, retry=retry)
+    await run_until_caught_up(route)
+    assert sorted(sequences(flaky.delivered)) == list(range(1, 11)) and dlq.delivered == []

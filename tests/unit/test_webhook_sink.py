@@ -34,7 +34,14 @@ class Receiver:
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         response = self.answer(request)
-        return await response if asyncio.iscoroutine(response) else response
+        if asyncio.iscoroutine(response):
+            response = await response
+        # Streamed as from a network, not pre-read: the sink reads only the start of it.
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=httpx.ByteStream(response.content),
+        )
 
     def sequences(self) -> list[int]:
         return [sequence_of(request) for request in self.requests]

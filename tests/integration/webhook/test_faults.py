@@ -106,3 +106,58 @@ async def test_a_400_dead_letters_that_event_and_the_route_continues(simulator, 
         if entry["studyInstanceUid"] == refused["studyInstanceUid"]
     ]
     assert set(later_in_study) <= peer.accepted_sequences()
+
+
+async def test_a_receiver_failing_one_event_for_good_dead_letters_it_after_the_budget(
+    simulator, receiver, tmp_path
+):
+    """The later events of its study, held back unsent meanwhile, are delivered after it."""
+    sim = simulator(entries=40, seed=74)
+    entries = sim.entries()
+    failing = entries[5]
+    peer = receiver()
+    peer.set_faults(reject={failing["sequence"]: 503})
+    dead_letters = tmp_path / "dead-letters.jsonl"
+    route = webhook(
+        peer.url,
+        retry={"initial": "10ms", "max": "50ms", "max_elapsed": "300ms"},
+        dead_letter={"type": "file", "path": str(dead_letters)},
+    )
+    code, pipeline = await run(bridge_config(sim.url, tmp_path, route))
+
+    assert code == 0
+    assert pipeline.routes[0].committed == entries[-1]["sequence"]
+    [record] = [orjson.loads(line) for line in dead_letters.read_bytes().splitlines()]
+    assert record["sequence"] == failing["sequence"]
+    assert record["reason"].endswith(
+        "503 Service Unavailable: injected 503 (still failing after retry.max_elapsed 0.3s)"
+    )
+    everything = {entry["sequence"] for entry in entries}
+    assert peer.accepted_sequences() == everything - {failing["sequence"]}
+    assert peer.count(503) >= 3  # retried before giving up
+
+
+async def test_a_receiver_down_for_good_dead_letters_each_event_after_the_budget(
+    simulator, receiver, tmp_path
+):
+    sim = simulator(entries=12, seed=75)
+    entries = sim.entries()
+    peer = receiver()
+    peer.set_faults(rate_503=1.0)
+    dead_letters = tmp_path / "dead-letters.jsonl"
+    route = webhook(
+        peer.url,
+        retry={"initial": "10ms", "max": "50ms", "max_elapsed": "200ms"},
+        dead_letter={"type": "file", "path": str(dead_letters)},
+    )
+    code, pipeline = await run(bridge_config(sim.url, tmp_path, route))
+
+    assert code == 0
+    assert pipeline.routes[0].committed == entries[-1]["sequence"]
+    assert peer.accepted_sequences() == set()
+    records = [orjson.loads(line) for line in dead_letters.read_bytes().splitlines()]
+    assert sorted(record["sequence"] for record in records) == [e["sequence"] for e in entries]
+    # Each was sent, and failed, before it was given up on.
+    assert all(r["reason"].startswith("webhook ") for r in records)
+    assert all("503 Service Unavailable" in r["reason"] for r in records)
+    assert all("still failing after retry.max_elapsed 0.2s" in r["reason"] for r in records)
