@@ -2,19 +2,23 @@
 
 They answer promptly: the feed is probed once (no retry loop) and each sink check has a
 deadline. Moving a cursor while the bridge runs would be overwritten by its next commit:
-stop the bridge first (as Kafka Connect requires a stopped connector).
+stop the bridge first (as Kafka Connect requires a stopped connector). A cursor set is
+stored with the fingerprint of the entry it lands on, so a feed reset later is detected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from bridge.config import BridgeConfig
-from bridge.feed import Entry, FeedClient, FeedError, SequenceReader, TimePosition, TimeWindowReader
-from bridge.feed._timestamps import to_ticks
-from bridge.offsets import open_store
-from bridge.pipeline import auth_provider, feed_client, feed_key
+from bridge.cursor import adopt_legacy_cursors, fingerprint_of
+from bridge.feed import FeedError, SequenceReader, TimeWindowReader
+from bridge.offsets import Fingerprint, OffsetStore, open_store
+from bridge.pipeline import feed_client, feed_lookup
 from sinks import create_sink
 
 CHECK_TIMEOUT = 15.0
@@ -86,6 +90,19 @@ class CursorRow:
     latest: int | None
     lag: int | None
     updated_at: str | None
+    fingerprint: dict | None
+    feed: str  # feed.name: the key of the cursors
+
+
+@contextlib.asynccontextmanager
+async def _cursors(config: BridgeConfig) -> AsyncIterator[OffsetStore]:
+    """The offset store, its cursors of an older version's keys adopted."""
+    store = open_store(config.offsets)
+    try:
+        await adopt_legacy_cursors(store, config.feed)
+        yield store
+    finally:
+        await store.close()
 
 
 async def offsets_show(config: BridgeConfig) -> tuple[list[CursorRow], str | None]:
@@ -100,11 +117,8 @@ async def offsets_show(config: BridgeConfig) -> tuple[list[CursorRow], str | Non
         problem = _one_line(exc) or "no answer"
     finally:
         await client.close()
-    store = open_store(config.offsets)
-    try:
-        stored = {row.sink: row for row in await store.list(feed_key(config.feed.url))}
-    finally:
-        await store.close()
+    async with _cursors(config) as store:
+        stored = {row.sink: row for row in await store.list(config.feed.name)}
     rows = []
     for sink_config in config.sinks:
         row = stored.get(sink_config.name)
@@ -118,6 +132,8 @@ async def offsets_show(config: BridgeConfig) -> tuple[list[CursorRow], str | Non
                 latest,
                 lag,
                 str(row.updated_at) if row else None,
+                asdict(row.fingerprint) if row and row.fingerprint else None,
+                config.feed.name,
             )
         )
     return rows, problem
@@ -132,21 +148,44 @@ async def offsets_set(config: BridgeConfig, sink: str, sequence: int) -> str:
     _require_sink(config, sink)
     if sequence < 0:
         raise ValueError("--sequence must be >= 0")
-    if config.feed.api_version == "v2" and sequence > 0:
-        entry = await _entry_at(config, sequence)
-        position = TimePosition(to_ticks(entry.timestamp), sequence, entry.timestamp)
-        text, _ = TimeWindowReader.encode(position)
-    else:
-        text, _ = SequenceReader.encode(sequence)
-    store = open_store(config.offsets)
-    try:
-        if config.feed.api_version == "v2" and sequence == 0:
-            await store.delete(feed_key(config.feed.url), sink)
+    position, fingerprint, note = await _position_after(config, sequence)
+    async with _cursors(config) as store:
+        if position is None:  # v2, the beginning
+            await store.delete(config.feed.name, sink)
         else:
-            await store.commit(feed_key(config.feed.url), sink, text, sequence)
+            text, _ = _reader(config).encode(position)
+            await store.commit(config.feed.name, sink, text, sequence, fingerprint)
+    return f"sink {sink}: cursor set to sequence {sequence}{note}"
+
+
+async def _position_after(
+    config: BridgeConfig, sequence: int
+) -> tuple[Any, Fingerprint | None, str]:
+    """The cursor after `sequence`, the fingerprint of the entry it lands on, and a note
+    for the operator when there is none. A v2 cursor needs the entry's timestamp."""
+    if sequence == 0:
+        return _reader(config).initial, None, ""
+    client = feed_client(config.feed)
+    lookup = feed_lookup(config.feed, client)
+    try:
+        if config.feed.api_version == "v2":
+            entry = await asyncio.wait_for(lookup.at_or_after(sequence), CHECK_TIMEOUT)
+            if entry is None or entry.sequence != sequence:
+                raise ValueError(f"the feed has no entry with sequence {sequence} to position on")
+            return lookup.after(entry), fingerprint_of(entry), ""
+        entry = await asyncio.wait_for(lookup.at_or_before(sequence), CHECK_TIMEOUT)
+    except (FeedError, TimeoutError) as exc:
+        if config.feed.api_version == "v2":
+            raise
+        reason = _one_line(exc) or "no answer"
+        return sequence, None, f" (without a fingerprint: {reason}; the bridge takes it on start)"
     finally:
-        await store.close()
-    return f"sink {sink}: cursor set to sequence {sequence}"
+        await client.close()
+    return sequence, fingerprint_of(entry), ""
+
+
+def _reader(config: BridgeConfig) -> Any:
+    return TimeWindowReader if config.feed.api_version == "v2" else SequenceReader
 
 
 async def offsets_reset(config: BridgeConfig, sink: str, *, to_latest: bool) -> str:
@@ -159,26 +198,9 @@ async def offsets_reset(config: BridgeConfig, sink: str, *, to_latest: bool) -> 
         finally:
             await client.close()
         return await offsets_set(config, sink, latest.sequence if latest else 0)
-    store = open_store(config.offsets)
-    try:
-        await store.delete(feed_key(config.feed.url), sink)
-    finally:
-        await store.close()
+    async with _cursors(config) as store:
+        await store.delete(config.feed.name, sink)
     return f"sink {sink}: cursor reset to the beginning of the feed"
-
-
-async def _entry_at(config: BridgeConfig, sequence: int) -> Entry:
-    """A v2 cursor needs the entry's timestamp: read it through the v1 API of the service."""
-    client = FeedClient(config.feed.url, "v1", auth=auth_provider(config.feed))
-    try:
-        entries = await asyncio.wait_for(
-            client.sequence_window(sequence - 1, 1, False), CHECK_TIMEOUT
-        )
-    finally:
-        await client.close()
-    if not entries or entries[0].poison:
-        raise ValueError(f"the feed has no entry with sequence {sequence} to position on")
-    return entries[0]
 
 
 def _require_sink(config: BridgeConfig, sink: str) -> None:

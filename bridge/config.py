@@ -60,6 +60,7 @@ __all__ = [
     "NoAuth",
     "OffsetsConfig",
     "SqliteOffsetsConfig",
+    "default_feed_name",
     "load_config",
     "parse_config",
 ]
@@ -104,6 +105,7 @@ class AzureAuth(EntraCredential):
 AuthConfig = tagged_union([NoAuth, BearerAuth, AzureAuth])
 
 PAGE_SIZE_LIMITS = {"v1": 100, "v2": 200}
+_FEED_NAME = re.compile(r"[A-Za-z0-9_.:\[\]-]{1,253}")
 _TRAILING_ROUTE = re.compile(r"v\d+(\.\d+)?(-prerelease)?|changefeed|latest", re.IGNORECASE)
 
 
@@ -113,6 +115,13 @@ class FeedConfig(StrictModel):
     url: str = Field(
         description="Base URL of the DICOM service, without a version segment (e.g. "
         "https://myws-mydicom.dicom.azurehealthcareapis.com)."
+    )
+    name: str | None = Field(
+        None,
+        description="The feed's identity: the key of the routes' cursors in the offset store "
+        "and the prefix of event ids (`<name>/<partition>/<sequence>`). Default: the URL's "
+        "host, lowercased, with its port unless it is the scheme's default. Keep it when the "
+        "URL changes (a private endpoint, a custom domain): cursors and ids carry over.",
     )
     api_version: Literal["v1", "v2"] = Field(
         "v1", description="v1: sequence cursor; v2: closed time windows."
@@ -190,6 +199,22 @@ class FeedConfig(StrictModel):
             )
         return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
+    @field_validator("name")
+    @classmethod
+    def _name_fits_an_id(cls, value: str | None) -> str | None:
+        if value is not None and not _FEED_NAME.fullmatch(value):
+            raise ValueError(
+                f"invalid feed name {value!r}: use letters, digits and . _ - : [ ] only "
+                "(it prefixes event ids, whose parts are separated by /), e.g. mydicom"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _default_name(self) -> FeedConfig:
+        if self.name is None:
+            self.name = default_feed_name(self.url)
+        return self
+
     @field_validator("page_size", mode="before")
     @classmethod
     def _default_page_size(cls, value: Any, info: ValidationInfo) -> Any:
@@ -205,6 +230,21 @@ class FeedConfig(StrictModel):
                 f"must be between 1 and {limit} for api_version {version}, got {value}"
             )
         return value
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def default_feed_name(url: str) -> str:
+    """`feed.name` when none is set: the URL's host, lowercased, and its port unless it is
+    the scheme's default, so spellings of one URL (`LOCALHOST`, `:443`) name one feed."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    if parts.port is None or parts.port == _DEFAULT_PORTS.get(parts.scheme):
+        return host
+    return f"{host}:{parts.port}"
 
 
 # --- offsets, http, top level ---------------------------------------------------------

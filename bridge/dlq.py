@@ -88,7 +88,7 @@ async def redrive(config: BridgeConfig, sink: str, timeout: float = 60.0) -> Red
     path = dead_letter_path(config, sink)
     records = read_records(path)
     sink_config = next(s for s in config.sinks if s.name == sink)
-    formatter = Formatter(config.feed.url, sink_config.format)
+    formatter = Formatter(config.feed.url, sink_config.format, config.feed.name)
     pending: list[tuple[Record, Event]] = []
     for record in records:
         raw = record.entry

@@ -4,8 +4,9 @@
 entry as served. `cloudevents-binary`: the entry as the body, the event's attributes carried
 by the transport's headers (`Event.ce_headers`), per the CloudEvents protocol bindings.
 `raw`: the entry object alone. The event `id` is deterministic
-(`<feed-host>/<partition>/<sequence>`), so a re-delivery after a crash or a replay carries
-the same id and receivers (or Service Bus duplicate detection) can drop it.
+(`<feed.name>/<partition>/<sequence>`), so a re-delivery after a crash or a replay, or
+through another URL of the same service, carries the same id and receivers (or Service Bus
+duplicate detection) can drop it.
 
 The entry travels as the bytes the server sent (`Entry.json`), embedded without being
 encoded again; when a page had to be parsed whole, its parsed object is encoded once, with
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import orjson
 
+from bridge.config import default_feed_name
 from bridge.feed import Entry
 
 Format = Literal["cloudevents", "cloudevents-binary", "raw"]
@@ -97,9 +98,11 @@ class Event:
 class Formatter:
     """Builds the events of one route from entries of one feed."""
 
-    def __init__(self, feed_url: str, fmt: Format = "cloudevents") -> None:
+    def __init__(
+        self, feed_url: str, fmt: Format = "cloudevents", feed_name: str | None = None
+    ) -> None:
         self.source = feed_url.rstrip("/")
-        self.host = urlsplit(self.source).netloc or self.source
+        self.name = feed_name or default_feed_name(self.source)
         self.format = fmt
         self._after_id = b',"source":' + orjson.dumps(self.source) + b',"type":'
         self._types = {action: orjson.dumps(kind) for action, kind in EVENT_TYPES.items()}
@@ -120,7 +123,7 @@ class Formatter:
         study = entry.study
         body = b"".join((
             b'{"specversion":"1.0","id":',
-            dumps(f"{self.host}/{entry.partition}/{entry.sequence}"),
+            dumps(f"{self.name}/{entry.partition}/{entry.sequence}"),
             self._after_id,
             kind,
             b',"subject":',
@@ -138,7 +141,7 @@ class Formatter:
     def attributes(self, entry: Entry) -> dict[str, str]:
         attributes = {
             "specversion": "1.0",
-            "id": f"{self.host}/{entry.partition}/{entry.sequence}",
+            "id": f"{self.name}/{entry.partition}/{entry.sequence}",
             "source": self.source,
             "type": EVENT_TYPES.get(entry.action) or f"dicom.instance.{entry.action.lower()}",
             "subject": f"studies/{entry.study}/series/{entry.series}/instances/{entry.sop}",
@@ -164,7 +167,7 @@ class Formatter:
             record["event"] = orjson.Fragment(subject.body)
         else:
             record["entry"] = entry.raw
-        attributes = {"id": f"{self.host}/dead-letter/{sink}/{entry.sequence}", "type": "dead"}
+        attributes = {"id": f"{self.name}/dead-letter/{sink}/{entry.sequence}", "type": "dead"}
         return Event(entry, attributes, _dumps(record))
 
 

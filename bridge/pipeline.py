@@ -15,6 +15,7 @@ import signal
 
 from bridge.backoff import Backoff
 from bridge.config import BridgeConfig, FeedConfig
+from bridge.cursor import FeedLookup, adopt_legacy_cursors
 from bridge.envelope import Formatter
 from bridge.feed import (
     AuthProvider,
@@ -52,7 +53,8 @@ class Pipeline:
             cache_windows=8 * config.feed.prefetch if len(config.sinks) > 1 else 0,
         )
         self.store = store or open_store(config.offsets)
-        self.feed_key = feed_key(config.feed.url)
+        self.feed_key = config.feed.name
+        self.lookup = feed_lookup(config.feed, self.source.client)
         self._changed = asyncio.Event()
         self._stopping = False
         self.interrupted_by = 0  # the signal that stopped the pipeline
@@ -72,6 +74,7 @@ class Pipeline:
             sink_config,
             reader=feed_reader(self.config.feed, self.source),
             store=self.store,
+            lookup=self.lookup,
             on_change=self._changed.set,
             on_send=self.telemetry.observe_send if self.telemetry else _ignore,
         )
@@ -95,6 +98,7 @@ class Pipeline:
             if self.listener is not None:
                 serving = asyncio.create_task(self.listener.serve())
                 await self._listening(serving)
+            await adopt_legacy_cursors(self.store, self.config.feed)
             for route in self.routes:
                 try:
                     await route.start()
@@ -176,6 +180,7 @@ def build_route(
     *,
     reader: Reader,
     store: OffsetStore,
+    lookup: FeedLookup | None = None,
     on_change=None,
     on_send=None,
 ) -> Route:
@@ -189,9 +194,10 @@ def build_route(
         sink=create_sink(sink_config),
         dead_letter=dead_letter,
         reader=reader,
-        formatter=Formatter(config.feed.url, sink_config.format),
+        formatter=Formatter(config.feed.url, sink_config.format, config.feed.name),
         store=store,
-        feed_key=feed_key(config.feed.url),
+        feed_key=config.feed.name,
+        lookup=lookup,
         commit_interval=config.offsets.commit_interval,
         on_change=on_change or _ignore,
         on_send=on_send or _ignore,
@@ -200,11 +206,6 @@ def build_route(
 
 def _ignore(*args: object) -> None:
     return None
-
-
-def feed_key(url: str) -> str:
-    """The offset store's key for a feed: its base URL, normalised."""
-    return url.rstrip("/")
 
 
 def feed_client(feed: FeedConfig, on_request=None, *, helper: bool = False) -> FeedClient:
@@ -221,6 +222,13 @@ def feed_client(feed: FeedConfig, on_request=None, *, helper: bool = False) -> F
         helper=helper and feed.http_helper,
         **({"on_request": on_request} if on_request else {}),
     )
+
+
+def feed_lookup(feed: FeedConfig, client: FeedClient) -> FeedLookup:
+    """Single-entry reads for cursors through `client`; a v2 feed looks sequences up through
+    the v1 API of the same service."""
+    v1 = feed.model_copy(update={"api_version": "v1", "page_size": 100})
+    return FeedLookup(client, lambda: feed_client(v1))
 
 
 def feed_reader(feed: FeedConfig, source: FeedSource) -> Reader:

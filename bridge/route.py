@@ -8,7 +8,7 @@ failures and poison entries to the dead-letter target, and marks each entry hand
 committer stores the tracker's watermark on an interval, on catch-up and on shutdown.
 
 A route failure (a sink refusing our credentials, the feed refusing the request, a reset
-feed) stops this route only, with its cursor at the last entry handled.
+feed: `bridge.cursor`) stops this route only, with its cursor at the last entry handled.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge._dispatch import KeyedQueue
 from bridge._tracker import AckTracker, Slot
 from bridge.backoff import Backoff
+from bridge.cursor import Cursor, FeedLookup, RouteFailed
 from bridge.envelope import Event, Formatter
 from bridge.feed import Entry, FeedError, Reader
 from bridge.offsets import OffsetStore, OffsetStoreError
@@ -31,10 +32,6 @@ from sinks._base import Delivered, Permanent, Sink, SinkFatalError, Transient
 
 log = logging.getLogger("bridge.route")
 _UNSET: Any = object()
-
-
-class RouteFailed(Exception):
-    """The route cannot continue; the message is the one line operators see."""
 
 
 @dataclass
@@ -74,6 +71,7 @@ class Route:
         formatter: Formatter,
         store: OffsetStore,
         feed_key: str,
+        lookup: FeedLookup | None = None,
         commit_interval: float = 1.0,
         on_change: Callable[[], None] = lambda: None,
         on_send: Callable[[str, float], None] = lambda sink, seconds: None,
@@ -105,19 +103,37 @@ class Route:
         self._deliveries: set[asyncio.Task] = set()
         self._tasks: list[asyncio.Task] = []
         self.tracker: AckTracker | None = None
+        self.cursor = Cursor(store, feed_key, name, reader, lookup, config.start, self.log)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load the stored cursor and start working in the background."""
-        position = await self._load_position()
+        stored, position = await self.cursor.load()
+        self._track(position)
+        self._task(self._produce(stored), "produce")
+
+    def _track(self, position: Any) -> None:
         self.tracker = AckTracker(position, self.config.max_pending, self.config.max_pending_bytes)
         self.committed = position
-        self._tasks = [
-            asyncio.create_task(self._produce(position), name=f"{self.name}:produce"),
-            asyncio.create_task(self._dispatch(), name=f"{self.name}:dispatch"),
-            asyncio.create_task(self._commit_loop(), name=f"{self.name}:commit"),
-        ]
+
+    def _task(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run `work` in the background: an error stops the route (the store's: the bridge)."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except OffsetStoreError as exc:
+                self._die(exc)
+            except (FeedError, RouteFailed, SinkFatalError) as exc:
+                self._fail(str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.log.debug("unexpected error", exc_info=True)
+                self._fail(f"unexpected error: {type(exc).__name__}: {exc}")
+
+        self._tasks.append(asyncio.create_task(guarded(), name=f"{self.name}:{what}"))
 
     @property
     def running(self) -> bool:
@@ -181,35 +197,18 @@ class Route:
 
     # -- cursor ---------------------------------------------------------------------------
 
-    async def _load_position(self) -> Any:
-        stored = await self.store.load(self.feed_key, self.name)
-        if stored is None:
-            return self.reader.initial
-        try:
-            return self.reader.decode(stored.position)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RouteFailed(
-                f"sink {self.name}: the stored cursor {stored.position!r} does not fit this "
-                f"feed's api_version ({exc}); move it with `dicom-bridge offsets set` or "
-                "`offsets reset`"
-            ) from None
-
     async def commit(self) -> None:
         position = self.tracker.watermark
         if position == self.committed:
             return
-        text, sequence = self.reader.encode(position)
-        await self.store.commit(self.feed_key, self.name, text, sequence)
+        await self.cursor.commit(position)
         self.committed = position
         self._on_change()
 
     async def _commit_loop(self) -> None:
-        try:
-            while True:
-                await self._commit_due()
-                await self.commit()
-        except OffsetStoreError as exc:
-            self._die(exc)
+        while True:
+            await self._commit_due()
+            await self.commit()
 
     async def _commit_due(self) -> None:
         """Wait until there is something to commit and the route just caught up, or
@@ -237,30 +236,29 @@ class Route:
 
     # -- reading --------------------------------------------------------------------------
 
-    async def _produce(self, position: Any) -> None:
-        try:
-            await self._open_sinks()
-            async for page in self.reader.pages(position):
-                self.latest = page.latest
-                tracker = self.tracker
-                for entry in page.entries:
-                    if tracker.full:
-                        await tracker.room()
-                    self._admit(entry)
+    async def _produce(self, stored: Any) -> None:
+        position = await self.cursor.resolve(stored, self.committed)  # may wait for the feed
+        if position != self.committed:  # the `start` position of a route without a cursor
+            self._track(position)
+        self._task(self._dispatch(), "dispatch")
+        self._task(self._commit_loop(), "commit")
+        self._task(self.cursor.watch(), "watch")
+        await self._open_sinks()
+        async for page in self.reader.pages(position):
+            self.latest = page.latest
+            self.cursor.note(page)
+            tracker = self.tracker
+            for entry in page.entries:
                 if tracker.full:
                     await tracker.room()
-                tracker.add(Slot(page.position, done=True))
-                if page.caught_up:
-                    self.caught_up_at = page.position
-                    self.tracker.moved.set()
-                    self._on_change()
-        except (FeedError, RouteFailed, SinkFatalError) as exc:
-            self._fail(str(exc))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.log.debug("unexpected error", exc_info=True)
-            self._fail(f"unexpected error: {type(exc).__name__}: {exc}")
+                self._admit(entry)
+            if tracker.full:
+                await tracker.room()
+            tracker.add(Slot(page.position, done=True))
+            if page.caught_up:
+                self.caught_up_at = page.position
+                self.tracker.moved.set()
+                self._on_change()
 
     def _admit(self, entry: Entry) -> None:
         if entry.poison:

@@ -38,6 +38,21 @@ def _canonical(vocabulary: tuple[str, ...], what: str) -> Any:
     return BeforeValidator(normalise)
 
 
+MAX_SEQUENCE = 2**63 - 1  # the service's BIGINT identity
+
+
+def _start_position(value: Any) -> Any:
+    """`earliest`, `latest` (any casing) or a sequence number >= 1."""
+    if isinstance(value, str) and value.lower() in ("earliest", "latest"):
+        return value.lower()
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if type(value) is int and 1 <= value <= MAX_SEQUENCE:
+        return value
+    raise ValueError(f"expected earliest, latest or a sequence number >= 1, got {value!r}")
+
+
+StartPosition = Annotated[Literal["earliest", "latest"] | int, BeforeValidator(_start_position)]
 Action = Annotated[str, _canonical(ACTIONS, "action")]
 State = Annotated[str, _canonical(STATES, "state")]
 
@@ -126,6 +141,13 @@ class SinkConfig(StrictModel):
         description="Where entries that fail permanently go, with the reason (a sink config "
         "of any type; `name` optional). Without it, such a failure stops the route, its "
         "cursor kept before the entry.",
+    )
+    start: StartPosition = Field(
+        "earliest",
+        description="Where the route starts when it has no cursor yet (a new route, a "
+        "new store): earliest (the feed's first entry), latest (only entries written from "
+        "now on) or a sequence number (the first entry delivered is the first at or after "
+        "it). Logged at WARNING; once the route has committed a cursor it resumes from that.",
     )
     batch_size: int = Field(100, ge=1, description="Events per send.")
     max_in_flight: int = Field(8, ge=1, description="Batches sent concurrently.")

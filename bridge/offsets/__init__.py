@@ -1,9 +1,11 @@
 """Durable cursors, one per (feed, sink): where each route resumes after a restart.
 
-A store keeps one row per (feed, sink): the position (opaque text: the pipeline encodes v1
-sequences and v2 window positions), the sequence it corresponds to when there is one (for
-lag and `offsets show`), and when it was written. `commit` is an atomic upsert; it is also
-what `offsets set` uses. Backends live in submodules, one per `offsets.type`, each with an
+A store keeps one row per (feed, sink), the feed being `feed.name`: the position (opaque
+text: the pipeline encodes v1 sequences and v2 window positions), the sequence it
+corresponds to when there is one (for lag and `offsets show`), the fingerprint of the feed's
+entry at or before it (to tell a reset service from the one the cursor was committed
+against), and when it was written. `commit` is an atomic upsert; it is also what
+`offsets set` uses. Backends live in submodules, one per `offsets.type`, each with an
 `open_store(config)`; adding one (postgres, redis, kafka) is one line in `_BACKENDS`.
 """
 
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+import orjson
+
 if TYPE_CHECKING:
     from bridge.config import OffsetsConfig
 
@@ -23,12 +27,37 @@ class OffsetStoreError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """An entry of the feed as it was read. The service never changes these fields of a
+    row, so a feed whose row at `sequence` is absent or differs is not the feed the cursor
+    was committed against (it was reset or restored, or the URL names another service)."""
+
+    sequence: int
+    timestamp: str
+    sop: str
+
+    def encode(self) -> str:
+        return orjson.dumps(
+            {"sequence": self.sequence, "timestamp": self.timestamp, "sop": self.sop}
+        ).decode()
+
+    @classmethod
+    def decode(cls, text: str | None) -> Fingerprint | None:
+        """None for a cursor stored without one (by an older version)."""
+        if not text:
+            return None
+        value = orjson.loads(text)
+        return cls(value["sequence"], value["timestamp"], value["sop"])
+
+
+@dataclass(frozen=True, slots=True)
 class StoredOffset:
     feed: str
     sink: str
     position: str
     sequence: int | None
     updated_at: datetime
+    fingerprint: Fingerprint | None = None
 
 
 class OffsetStore(Protocol):
@@ -36,8 +65,21 @@ class OffsetStore(Protocol):
         """The committed cursor, or None when the route has never committed."""
         ...
 
-    async def commit(self, feed: str, sink: str, position: str, sequence: int | None) -> None:
+    async def commit(
+        self,
+        feed: str,
+        sink: str,
+        position: str,
+        sequence: int | None,
+        fingerprint: Fingerprint | None = None,
+    ) -> None:
         """Durably replace the cursor (insert or update, atomically)."""
+        ...
+
+    async def adopt(self, feed: str, legacy: str) -> list[str]:
+        """Move the cursors kept under `legacy` (the key an older version used for this
+        feed) to `feed`, unless `feed` has one for that sink already (the legacy row is then
+        dropped); returns the sinks whose cursor moved."""
         ...
 
     async def list(self, feed: str | None = None) -> list[StoredOffset]:
@@ -65,4 +107,4 @@ def open_store(config: OffsetsConfig) -> OffsetStore:
     return importlib.import_module(_BACKENDS[config.type]).open_store(config)
 
 
-__all__ = ["OffsetStore", "OffsetStoreError", "StoredOffset", "open_store"]
+__all__ = ["Fingerprint", "OffsetStore", "OffsetStoreError", "StoredOffset", "open_store"]

@@ -3,9 +3,10 @@ route's live one."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from bridge.offsets import StoredOffset
+from bridge.offsets import Fingerprint, StoredOffset
 
 
 class MemoryOffsetStore:
@@ -15,8 +16,27 @@ class MemoryOffsetStore:
     async def load(self, feed: str, sink: str) -> StoredOffset | None:
         return self._rows.get((feed, sink))
 
-    async def commit(self, feed: str, sink: str, position: str, sequence: int | None) -> None:
-        self._rows[(feed, sink)] = StoredOffset(feed, sink, position, sequence, datetime.now(UTC))
+    async def commit(
+        self,
+        feed: str,
+        sink: str,
+        position: str,
+        sequence: int | None,
+        fingerprint: Fingerprint | None = None,
+    ) -> None:
+        now = datetime.now(UTC)
+        self._rows[(feed, sink)] = StoredOffset(feed, sink, position, sequence, now, fingerprint)
+
+    async def adopt(self, feed: str, legacy: str) -> list[str]:
+        moved = []
+        for (key, sink), row in sorted(self._rows.items()):
+            if key != legacy:
+                continue
+            del self._rows[(key, sink)]
+            if (feed, sink) not in self._rows:
+                self._rows[(feed, sink)] = replace(row, feed=feed)
+                moved.append(sink)
+        return moved
 
     async def list(self, feed: str | None = None) -> list[StoredOffset]:
         return sorted(

@@ -171,7 +171,7 @@ def test_offsets_show_set_and_reset(simulator, tmp_path, capsys):
 
 
 class _FullStore(MemoryOffsetStore):
-    async def commit(self, feed: str, sink: str, position: str, sequence: int | None) -> None:
+    async def commit(self, *cursor: object) -> None:
         raise OffsetStoreError("offset store state/offsets.db: database or disk is full")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config import SqliteOffsetsConfig
-from bridge.offsets import OffsetStore, OffsetStoreError, StoredOffset, open_store
+from bridge.offsets import Fingerprint, OffsetStore, OffsetStoreError, StoredOffset, open_store
 
 FEED = "https://h.example"
 
@@ -132,3 +134,101 @@ def test_read_only_directory(tmp_path: Path) -> None:
     directory.mkdir(mode=0o555)
     with pytest.raises(OffsetStoreError, match=str(directory / "offsets.db")):
         open_store(SqliteOffsetsConfig(path=directory / "offsets.db"))
+
+
+# -- the feed's identity ------------------------------------------------------------------
+
+PRINT = Fingerprint(42, "2024-05-10T16:12:03.1234567+00:00", "1.2.3.4.5")
+
+
+async def test_a_cursor_keeps_the_fingerprint_of_its_entry(store: OffsetStore) -> None:
+    await store.commit(FEED, "a", "42", 42, PRINT)
+    await store.commit(FEED, "b", "7", 7)
+    stored = {row.sink: row.fingerprint for row in await store.list(FEED)}
+    assert stored == {"a": PRINT, "b": None}
+
+
+def _legacy_store(path: Path, rows: list[tuple[str, str, int]]) -> None:
+    """A store as versions without fingerprints wrote it."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE offsets (feed TEXT NOT NULL, sink TEXT NOT NULL, position TEXT NOT "
+            "NULL, sequence INTEGER, updated_at TEXT NOT NULL, PRIMARY KEY (feed, sink)) "
+            "WITHOUT ROWID"
+        )
+        db.executemany(
+            "INSERT INTO offsets VALUES (?, ?, ?, ?, '2024-05-10T00:00:00+00:00')",
+            [(feed, sink, str(sequence), sequence) for feed, sink, sequence in rows],
+        )
+
+
+async def test_a_store_of_an_older_version_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "offsets.db"
+    _legacy_store(path, [(FEED, "a", 10)])
+    store = open_store(SqliteOffsetsConfig(path=path))
+    try:
+        stored = await store.load(FEED, "a")
+        assert stored is not None and (stored.sequence, stored.fingerprint) == (10, None)
+        await store.commit(FEED, "a", "42", 42, PRINT)
+        assert (await store.load(FEED, "a")).fingerprint == PRINT
+    finally:
+        await store.close()
+
+
+async def test_adopt_moves_the_cursors_of_an_old_key_once(store: OffsetStore) -> None:
+    await store.commit(FEED, "a", "10", 10)
+    await store.commit(FEED, "b", "11", 11)
+    await store.commit("h.example", "b", "99", 99, PRINT)  # already under the new key
+    await store.commit("https://other", "a", "5", 5)
+    assert await store.adopt("h.example", FEED) == ["a"]
+    assert await store.adopt("h.example", FEED) == []
+    rows = [(row.feed, row.sink, row.sequence) for row in await store.list()]
+    assert rows == [("h.example", "a", 10), ("h.example", "b", 99), ("https://other", "a", 5)]
+
+
+def test_a_store_written_by_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "offsets.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA user_version = 99")
+        db.execute("CREATE TABLE t (x)")
+    with pytest.raises(OffsetStoreError, match=r"newer dicom-bridge \(schema 99"):
+        open_store(SqliteOffsetsConfig(path=path))
+
+
+# -- state that vanishes ------------------------------------------------------------------
+
+
+def test_an_empty_file_is_refused_not_taken_as_a_new_store(tmp_path: Path) -> None:
+    path = tmp_path / "offsets.db"
+    path.write_bytes(b"")
+    with pytest.raises(OffsetStoreError, match=r"offsets\.db: the file is empty \(0 bytes\)"):
+        open_store(SqliteOffsetsConfig(path=path))
+    assert path.read_bytes() == b""
+
+
+async def test_a_new_store_is_never_seen_half_made(tmp_path: Path) -> None:
+    store = open_store(SqliteOffsetsConfig(path=tmp_path / "offsets.db"))
+    await store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["offsets.db"]
+    assert (tmp_path / "offsets.db").stat().st_size > 0
+
+
+@pytest.mark.parametrize("change", ["removed", "replaced"])
+async def test_a_store_file_removed_or_replaced_under_the_store_fails_the_next_write(
+    tmp_path: Path, change: str
+) -> None:
+    state = tmp_path / "state"
+    store = open_store(SqliteOffsetsConfig(path=state / "offsets.db"))
+    try:
+        await store.commit(FEED, "a", "1", 1)
+        shutil.rmtree(state)
+        if change == "replaced":  # e.g. a backup restored over the running bridge's state
+            await open_store(SqliteOffsetsConfig(path=state / "offsets.db")).close()
+        with pytest.raises(OffsetStoreError, match=f"the file was {change}") as caught:
+            await store.commit(FEED, "a", "2", 2)
+        assert "\n" not in str(caught.value)
+        with pytest.raises(OffsetStoreError, match=f"the file was {change}"):
+            await store.check()
+    finally:
+        await store.close()
