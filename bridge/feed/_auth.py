@@ -215,9 +215,12 @@ def azure_credential(
         options["managed_identity_client_id"] = client_id  # the workload identity's too
     if tenant_id:
         options["workload_identity_tenant_id"] = tenant_id
-    chosen = f"client_id {client_id}, " if client_id else ""
-    chosen += f"tenant_id {tenant_id}, " if tenant_id else ""
-    kind = f"DefaultAzureCredential, {chosen[:-2]}" if chosen else "DefaultAzureCredential"
+    chosen = [
+        f"{name} {value}"
+        for name, value in (("client_id", client_id), ("tenant_id", tenant_id))
+        if value
+    ]
+    kind = ", ".join(["DefaultAzureCredential", *chosen])
     return EntraIdentity(aio.DefaultAzureCredential(**options), kind)
 
 
@@ -231,7 +234,7 @@ def _one_line_cause(exc: BaseException) -> str:
         for name, text in re.findall(r"^\t(\w+): (.*)$", message, flags=re.MULTILINE)
     ]
     if not attempts:
-        return _gist(message.splitlines()[0])
+        return _gist(message.strip().splitlines()[0])
     name, reason = attempts[-1]
     if _UNAVAILABLE not in reason:  # the chain stopped at a credential that failed
         return f"{name}: {reason}"
@@ -239,7 +242,7 @@ def _one_line_cause(exc: BaseException) -> str:
 
 
 def _gist(text: str) -> str:
-    """`text` without its troubleshooting links, bounded."""
+    """`text` on one line without its pointers to troubleshooting guides, bounded."""
     sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
-    gist = " ".join(sentence for sentence in sentences if "://" not in sentence)
+    gist = " ".join(s for s in sentences if "troubleshoot" not in s.lower()) or " ".join(sentences)
     return gist if len(gist) <= MAX_CAUSE else gist[: MAX_CAUSE - 3] + "..."
