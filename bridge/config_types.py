@@ -47,30 +47,37 @@ class EntraCredential(StrictModel):
     """Microsoft Entra ID credential options (the feed's `azure` auth, the Service Bus sink's
     `fully_qualified_namespace`): none set means DefaultAzureCredential."""
 
-    tenant_id: str | None = Field(None, description="Entra ID: directory (tenant) ID.")
+    tenant_id: str | None = Field(
+        None,
+        description="Entra ID: directory (tenant) ID of the service principal (with "
+        "client_secret) or, without, of the workload identity (default: AZURE_TENANT_ID).",
+    )
     client_id: str | None = Field(
         None,
         description="Entra ID: application (client) ID of a service principal (with "
-        "client_secret), or of the workload/managed identity DefaultAzureCredential uses.",
+        "client_secret), or of the managed or workload identity DefaultAzureCredential uses "
+        "(default: AZURE_CLIENT_ID).",
     )
     client_secret: SecretStr | None = Field(
         None,
         description="Entra ID: client secret of a service principal (needs tenant_id, client_id).",
     )
     managed_identity_client_id: str | None = Field(
-        None, description="Entra ID: client ID of a user-assigned managed identity."
+        None,
+        description="Entra ID: client ID of a user-assigned managed identity, used alone "
+        "(ManagedIdentityCredential, no fallback to other credentials).",
     )
 
     @model_validator(mode="after")
-    def _service_principal_complete(self) -> Any:
-        if self.client_secret is None:
-            return self
-        if not (self.tenant_id and self.client_id):
-            raise error_at("client_secret", message="requires tenant_id and client_id")
+    def _one_identity(self) -> Any:
         if self.managed_identity_client_id:
-            raise error_at(
-                "managed_identity_client_id", message="cannot be combined with client_secret"
-            )
+            for other in ("client_secret", "client_id", "tenant_id"):
+                if getattr(self, other) is not None:
+                    raise error_at(
+                        "managed_identity_client_id", message=f"cannot be combined with {other}"
+                    )
+        if self.client_secret is not None and not (self.tenant_id and self.client_id):
+            raise error_at("client_secret", message="requires tenant_id and client_id")
         return self
 
     def credential_options(self) -> dict[str, str | None]:

@@ -1,13 +1,40 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the network guard over the whole test session (`network_guard`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import network_guard as guard
 from tests.peers.simulator import SimulatorProcess
+
+pytest_plugins = ["pytester"]  # the network guard's own test runs a pytest session
+
+_GUARD_LOG = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_GUARD_LOG] = guard.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _GUARD_LOG in config.stash:
+        config.stash[_GUARD_LOG].unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def network_guard(pytestconfig: pytest.Config) -> Iterator[guard.NetworkGuard]:
+    """Fails the test if it, or a process it started, tried to leave loopback. A test that
+    means to try takes the refusals it expects with `network_guard.take()`."""
+    watching = guard.NetworkGuard(pytestconfig.stash[_GUARD_LOG])
+    yield watching
+    watching.close()
+    refused = watching.take()
+    if refused:
+        pytest.fail("the test tried to leave loopback:\n" + "\n".join(refused), pytrace=False)
 
 
 @pytest.fixture

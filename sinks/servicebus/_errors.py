@@ -5,8 +5,8 @@
   Data Sender role), no Entra ID credential is available, the queue/topic does not exist,
   or it refuses the messages by its settings (`amqp:not-allowed`: `sessions` does not
   match the entity's session setting); also a missing Python package (the async Entra ID
-  credentials need an async HTTP transport). A token exchange that merely broke off is
-  transient.
+  credentials need an async HTTP transport). A token exchange that merely broke off, or an
+  Entra ID endpoint that could not be reached, is transient.
 - Worth retrying after at least `quota_retry_after` (`Transient` with that hint, and a
   warning): the entity is full (QuotaExceeded) or disabled. Both need an operator or
   consumers, not a tight retry loop; the route resumes by itself once they are fixed.
@@ -32,6 +32,7 @@ from azure.servicebus.exceptions import (
     ServiceBusServerBusyError,
 )
 
+from bridge.feed import CredentialError
 from sinks._base import SinkFatalError, Transient
 
 _FATAL: tuple[type[Exception], ...] = (
@@ -78,7 +79,9 @@ def is_fatal(exc: BaseException) -> bool:
         return (_token_status(exc) or 0) // 100 == 4
     if isinstance(exc, (*_FATAL, ImportError)) or _condition(exc) == NOT_ALLOWED:
         return True
-    inner = getattr(exc, "inner_exception", None) if isinstance(exc, ServiceBusError) else None
+    inner = _inner(exc)
+    if isinstance(inner, CredentialError):
+        return inner.refused
     return isinstance(inner, (ClientAuthenticationError, ImportError))
 
 
@@ -123,7 +126,15 @@ def _condition(exc: BaseException) -> str | None:
 
 
 def fatal(exc: BaseException, redact: Redactor, where: str) -> SinkFatalError:
+    inner = _inner(exc)
+    if isinstance(inner, CredentialError):  # already one line naming the identity and cause
+        return SinkFatalError(f"{where}: {redact(str(inner))}")
     return SinkFatalError(f"{where}: {fatal_reason(exc)} ({describe(exc, redact)})")
+
+
+def _inner(exc: BaseException) -> BaseException | None:
+    """What the SDK wrapped: a credential's own error when the token could not be had."""
+    return getattr(exc, "inner_exception", None) if isinstance(exc, ServiceBusError) else None
 
 
 def is_full(exc: BaseException) -> bool:

@@ -267,7 +267,13 @@ class Broker(Handler):
         self._pump(link.entity)
 
     def _answer_cbs(self, connection: Any, request: Message) -> None:
-        status = self.store.settings.cbs_status
+        """Answer a put-token: application properties `type` (`jwt`; the SDK says so for its
+        SAS tokens too) and `name` (the audience, `sb://<namespace>/<entity>`), the token
+        in the body (an Entra ID access token, or `SharedAccessSignature sr=...`)."""
+        properties = request.properties or {}
+        status = self.store.put_token(
+            _text(properties.get("type")), _text(properties.get("name")), _text(request.body)
+        )
         response = Message(
             correlation_id=request.id,
             properties={
@@ -347,6 +353,10 @@ class Broker(Handler):
             self.store.settle(link.entity, sequence, consumed=consumed)
             if not consumed:
                 self._pump(link.entity)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
 
 
 def _filters(data: Any) -> dict[Any, Any]:

@@ -7,6 +7,7 @@
         peer.messages("queue")                    # stored messages, oldest first (dicts)
         peer.arrivals("queue")                    # (message id, enqueue time) pairs
         peer.stats()                              # counters, queue depths, settings
+        peer.put_tokens()                         # type and audience of each CBS put-token
 
 The child (`python -m tests.peers.amqp_peer`) prints one line with its address, then answers
 each JSON command line on stdin with one JSON line on stdout; closing stdin stops it, so a
@@ -76,7 +77,8 @@ class AmqpPeer(LineChild):
 
     def set(self, **settings: Any) -> dict[str, Any]:
         """Change settings: max_message_size, duplicate_detection, duplicate_window (s),
-        server_busy, reject_condition, cbs_status, entities (list or None)."""
+        server_busy, reject_condition, cbs_status, cbs_token (the Entra ID token put-token
+        must carry), entities (list or None)."""
         return self.request("set", **settings)
 
     def stats(self) -> dict[str, Any]:
@@ -84,6 +86,10 @@ class AmqpPeer(LineChild):
 
     def counters(self) -> dict[str, int]:
         return self.stats()["counters"]
+
+    def put_tokens(self) -> list[dict[str, str]]:
+        """Type and audience of every CBS put-token received, oldest first."""
+        return self.stats()["put_tokens"]
 
     def messages(self, entity: str) -> list[dict[str, Any]]:
         return self.request("messages", entity=entity)[entity]

@@ -72,6 +72,7 @@ class Settings:
     server_busy: bool = False
     reject_condition: str | None = None  # refuse every transfer with this condition
     cbs_status: int = 202  # answer to put-token (401 = bad credentials)
+    cbs_token: str | None = None  # the Entra ID token put-token must carry (a JWT); None: any
     requires_session: bool = False  # refuse messages without a session id, as Service Bus
     entities: list[str] | None = None  # None: any entity exists
 
@@ -96,9 +97,11 @@ class Store:
                 "busy",  # transfers refused with server-busy
                 "too_large",  # transfers refused as larger than max_message_size
                 "largest_transfer",  # bytes of the largest transfer stored
+                "tokens_refused",  # put-token requests answered 401 for their token
             ),
             0,
         )
+        self.put_tokens: list[dict[str, Any]] = []  # type and audience of each, oldest first
         self._sequence = 0
 
     def queue(self, name: str) -> Queue:
@@ -156,6 +159,16 @@ class Store:
         self.counters["largest_transfer"] = max(self.counters["largest_transfer"], size)
         return new
 
+    def put_token(self, token_type: str, audience: str, token: str) -> int:
+        """The status answering a CBS put-token: `cbs_status`, or 401 when `cbs_token` is
+        set and this is not that JWT."""
+        self.put_tokens.append({"type": token_type, "audience": audience})
+        expected = self.settings.cbs_token
+        if expected is not None and (token_type != "jwt" or token != expected):
+            self.counters["tokens_refused"] += 1
+            return 401
+        return self.settings.cbs_status
+
     def _refuse(self, counter: str, condition: str, description: str) -> None:
         self.counters[counter] += 1
         raise Refused(condition, description)
@@ -192,9 +205,11 @@ class Store:
             "counters": dict(self.counters),
             "queues": {name: len(queue.messages) for name, queue in self.queues.items()},
             "settings": dict(self.settings.__dict__),
+            "put_tokens": list(self.put_tokens),
         }
 
     def clear(self) -> None:
         self.queues.clear()
+        self.put_tokens.clear()
         for name in self.counters:
             self.counters[name] = 0
