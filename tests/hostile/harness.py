@@ -15,7 +15,6 @@ import resource
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +95,7 @@ def _config(plan: Plan, workdir: Path, url: str) -> Path:
 
 def _run_bridge(plan: Plan, config: Path) -> _Run:
     """Run the bridge to its exit, or kill it at the deadline."""
-    with tempfile.TemporaryFile() as stderr:
+    with (config.parent / "bridge.stderr").open("w+b") as stderr:
         started = time.monotonic()
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge", "run", "-c", str(config), "--exit-when-caught-up"],

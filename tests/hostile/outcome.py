@@ -28,6 +28,7 @@ class Delivery:
     missing: list[int] = field(default_factory=list)
     different: list[int] = field(default_factory=list)  # delivered, never with served data
     duplicates: int = 0  # copies beyond the first
+    flagged: int = 0  # events carrying dicombridgeflags (e.g. metadata-unavailable)
     unknown: list[int] = field(default_factory=list)  # sequences the feed does not have
     broken_lines: int = 0
     dead_letters: int = 0
@@ -71,8 +72,8 @@ class Outcome:
             found.append(f"{len(d.missing):,} of {d.entries:,} entries missing: {_few(d.missing)}")
         if d.different:
             found.append(
-                f"{len(d.different):,} entries delivered with data other than served: "
-                f"{_few(d.different)}"
+                f"{len(d.different):,} entries delivered with data other than served "
+                f"({d.flagged:,} events flagged, e.g. metadata-unavailable): {_few(d.different)}"
             )
         if d.unknown:
             found.append(f"{len(d.unknown):,} events for unknown sequences: {_few(d.unknown)}")
@@ -113,7 +114,8 @@ class Outcome:
             f"entries in the feed: {d.entries:,}",
             f"entries delivered with the served data: {d.delivered:,}",
             f"missing: {len(d.missing):,}; different: {len(d.different):,}; "
-            f"duplicates: {d.duplicates:,}; broken lines: {d.broken_lines:,}",
+            f"flagged: {d.flagged:,}; duplicates: {d.duplicates:,}; "
+            f"broken lines: {d.broken_lines:,}",
             f"dead letters: {d.dead_letters:,} ({d.null_entries:,} with entry null)",
             f"duration: {self.seconds:.1f} s ({exit_how}; deadline {self.plan.deadline:.0f} s)",
             f"peak RSS bridge: {m.bridge_kb / 1024:.0f} MB",
@@ -146,6 +148,7 @@ def check_delivery(truth: bytes, sink: Path, dead_letters: Path) -> Delivery:
     seen: set[int] = set()
     for event in _lines(sink, result):
         data = event.get("data", event)
+        result.flagged += bool(event.get("dicombridgeflags"))
         sequence = data.get("sequence")
         if sequence in seen:
             result.duplicates += 1

@@ -1,13 +1,13 @@
 """What one hostile catch-up serves, and what it must achieve.
 
-A feed of 20,000 entries with metadata (about 205 windows of 100 sequences) is read through
+A feed of 20,000 entries with metadata (about 200 windows of 100 sequences) is read through
 the proxy. The bridge's first `latest` requests get a JSON object, a maintenance page, a
-truncated body and a gzip bomb; then, as the catch-up proceeds (counted in page requests),
-its pages get a 6-second maintenance window, JSON objects, truncated bodies (honest and
-lying Content-Length), a gzip bomb, 300 MiB of junk, and slow-loris answers. Faults hit a
-window several times in a row (`times`), as a page that keeps failing does. Slow-loris comes
-last: a client without a total deadline hangs on it, and the faults before it have then
-already shown what else that client does wrong.
+truncated body and a gzip bomb. Then, as the catch-up proceeds (counted in windows asked
+for, so that retries do not move the schedule), the pages get a 6-second maintenance window,
+and fresh windows get JSON objects, truncated bodies (honest and lying Content-Length), gzip
+bombs, 300 MiB of junk and slow-loris answers, each several times in a row (`times`), as a
+page that keeps failing does. Slow-loris comes last: a client without a total deadline hangs
+on it, and by then the faults before it have shown what else such a client does wrong.
 
 `feed.timeout` is lowered from 30 s to 5 s: each slow-loris answer costs the bridge one
 whole timeout before it is cut, and two of them at 30 s would take half of the two minutes
@@ -28,10 +28,10 @@ SCHEDULE: tuple[Fault, ...] = (
     Fault("html", "any", after=10, seconds=6.0),
     Fault("json-object", after=30, times=4),
     Fault("truncated", after=45, times=4),
-    Fault("truncated-lying", after=55, times=2),
-    Fault("gzip-bomb", after=65, times=2),
-    Fault("junk", after=80, times=2),
-    Fault("slow-loris", after=100, times=2),
+    Fault("truncated-lying", after=60, times=2),
+    Fault("gzip-bomb", after=75, times=2),
+    Fault("junk", after=90, times=2),
+    Fault("slow-loris", after=110, times=2),
 )
 
 #: The acceptance bounds.

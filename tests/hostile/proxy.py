@@ -13,10 +13,12 @@ answers of some change-feed requests (`.../changefeed` pages and `.../changefeed
     gzip-bomb        200, application/json, Content-Encoding: gzip: ~2 MB inflating to 2 GiB
     junk             200, application/json, chunked: 300 MiB of junk, never held in memory
 
-A `Fault` is armed once `after` page requests have arrived; it then answers the first request
-of its target, and the next `times - 1` requests for the same URL (the same window, retried).
-With `seconds`, it is a window instead: every request of its target gets it for that long
-after its first answer (a maintenance window).
+A `Fault` is armed once `after` distinct page URLs (windows) were asked for, so that retries
+do not move the schedule. A page fault then answers the first request for a window never
+asked for before (its retries start their backoff afresh, not deep in another fault's), and
+the next `times - 1` requests for that URL (the window retried); a `latest` fault answers the
+next `times` latest requests. With `seconds`, it is a window instead: every request of its
+target gets it for that long after its first answer (a maintenance window).
 
     with HostileProxy(simulator.url, [Fault("html", "any", after=10, seconds=6)]) as proxy:
         ...  # point the bridge at proxy.url
@@ -32,7 +34,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Literal, Self
 
@@ -64,7 +66,7 @@ _JSON = "application/json; charset=utf-8"
 class Fault:
     kind: str
     target: Target = "page"
-    after: int = 0  # page requests that must have arrived before it is armed
+    after: int = 0  # distinct page URLs asked for before it is armed
     times: int = 1  # answers: its first request, then retries of the same URL
     seconds: float = 0.0  # > 0: a window over every request of its target instead
 
@@ -78,22 +80,25 @@ class _Pending:
     fault: Fault
     url: str | None = None  # the URL it stuck to on its first answer
     left: int = 0
-    until: float = 0.0  # end of a window, time.monotonic()
+    until: float | None = None  # the end of a window once it opened, time.monotonic()
     done: bool = False
 
-    def take(self, target: str, url: str, pages: int) -> bool:
-        """Whether this request gets the fault (and account for it)."""
+    def take(self, target: str, url: str, windows: int, fresh: bool) -> bool:
+        """Whether this request gets the fault (and account for it): `windows` distinct page
+        URLs were asked for before it; `fresh`: its URL is not one of them."""
         fault = self.fault
-        if self.done or fault.target not in ("any", target) or pages < fault.after:
+        if self.done or fault.target not in ("any", target) or windows < fault.after:
             return False
         if fault.seconds > 0:
-            if self.url is None:
-                self.url, self.until = url, time.monotonic() + fault.seconds
+            if self.until is None:
+                self.until = time.monotonic() + fault.seconds
             elif time.monotonic() >= self.until:
                 self.done = True
                 return False
             return True
         if self.url is None:
+            if target == "page" and not fresh:
+                return False
             self.url, self.left = url, fault.times
         elif url != self.url:
             return False
@@ -107,12 +112,6 @@ class _Answer:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
-
-
-@dataclass
-class _Counts:
-    requests: Counter[str] = field(default_factory=Counter)  # page, latest, other
-    served: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, page|latest)
 
 
 class HostileProxy:
@@ -129,7 +128,9 @@ class HostileProxy:
         self.junk_bytes = junk_bytes
         self.url = ""
         self._pending = [_Pending(fault) for fault in faults]
-        self._counts = _Counts()
+        self._requests: Counter[str] = Counter()  # page, latest, other
+        self._served: Counter[tuple[str, str]] = Counter()  # (kind, page|latest)
+        self._windows: set[str] = set()  # page URLs asked for so far
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -171,12 +172,12 @@ class HostileProxy:
     def served(self) -> dict[tuple[str, str], int]:
         """Faulty answers given so far, by (fault kind, `page` or `latest`)."""
         with self._lock:
-            return dict(self._counts.served)
+            return dict(self._served)
 
     def requests(self) -> dict[str, int]:
         """Requests received so far: `page`, `latest` (feed requests) and `other`."""
         with self._lock:
-            return dict(self._counts.requests)
+            return dict(self._requests)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -265,13 +266,16 @@ class HostileProxy:
     def _choose(self, target: str | None, url: str) -> str | None:
         with self._lock:
             if target is None:
-                self._counts.requests["other"] += 1
+                self._requests["other"] += 1
                 return None
-            self._counts.requests[target] += 1
-            pages = self._counts.requests["page"] - (target == "page")
+            self._requests[target] += 1
+            windows = len(self._windows)
+            fresh = target == "page" and url not in self._windows
+            if fresh:
+                self._windows.add(url)
             for pending in self._pending:
-                if pending.take(target, url, pages):
-                    self._counts.served[pending.fault.kind, target] += 1
+                if pending.take(target, url, windows, fresh):
+                    self._served[pending.fault.kind, target] += 1
                     return pending.fault.kind
         return None
 
