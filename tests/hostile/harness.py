@@ -47,6 +47,7 @@ class _Run:
 
 
 def run(plan: Plan, workdir: Path) -> Outcome:
+    """Run `plan`; the config, the sink's files and the bridge's stderr stay in `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {"entries": plan.entries, "seed": plan.seed}
     if plan.metadata_size:
