@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from bridge.feed import Entry
+from bridge.redact import scrub
 
 Format = Literal["cloudevents", "cloudevents-binary", "raw"]
 
@@ -154,7 +155,7 @@ class Formatter:
         """The record a dead-letter target receives: what failed, why, and for which sink."""
         entry = subject.entry if isinstance(subject, Event) else subject
         record: dict[str, Any] = {
-            "reason": reason,
+            "reason": scrub(reason),  # often quotes the peer, which may echo our credentials
             "sink": sink,
             "sequence": entry.sequence,
             "deadLetteredAt": datetime.now(UTC).isoformat(),

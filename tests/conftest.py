@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
+from bridge import redact
 from tests.peers.simulator import SimulatorProcess
+
+
+@pytest.fixture(autouse=True)
+def _own_secret_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secrets registry is process-wide: each test scrubs the secrets it configured,
+    not those of the tests before it."""
+    monkeypatch.setattr(redact, "_REGISTRY", redact.Redactor())
 
 
 @pytest.fixture
