@@ -167,9 +167,10 @@ def test_echoing_peers_leak_into_no_cli_output(echoing, tmp_path, log_format):
     cli("dlq", "show", "-c", config, "--sink", "basic", "--json", env=NEWLINE_ENV)
 
 
-def test_a_feed_refusing_with_an_echo_is_reported_without_the_secrets(tmp_path):
-    with EchoPeer(lambda number, request: 400) as feed:
-        sinks = [{"name": "archive", "type": "file", "path": str(tmp_path / "events.jsonl")}]
+def test_peers_refusing_with_an_echo_are_reported_without_the_secrets(tmp_path):
+    refuse = lambda number, request: 400  # noqa: E731
+    with EchoPeer(refuse) as feed, EchoPeer(refuse) as hooks, EchoPeer(refuse) as basic:
+        sinks = echo_sinks(tmp_path / "out", f"{hooks.url}/hooks", f"{basic.url}/hooks")
         config = str(config_file(tmp_path, feed.url, sinks, feed={"auth": FEED_AUTH}))
 
         for log_format in ("text", "json"):
@@ -178,14 +179,17 @@ def test_a_feed_refusing_with_an_echo_is_reported_without_the_secrets(tmp_path):
             assert "**********" in ran.stderr  # the echo is reported, masked
         checked = cli("check", "-c", config, env=NEWLINE_ENV)
         assert "FAIL feed: 400 Bad Request" in checked.stdout
+        assert "ok   sink hooks: webhook" in checked.stdout  # OPTIONS answered, echoing
         shown = cli("offsets", "show", "-c", config, "--json", env=NEWLINE_ENV)
         assert "400 Bad Request" in orjson.loads(shown.stdout)["latest_error"]
+        shown = cli("offsets", "show", "-c", config, env=NEWLINE_ENV)
+        assert "400 Bad Request" in shown.stderr and "**********" in shown.stderr
         reset = cli(
             "--debug", "offsets", "reset", "-c", config, "--sink", "archive", "--to-latest",
             env=NEWLINE_ENV,
         )  # fmt: skip
         assert reset.returncode == 1 and "Traceback" in reset.stderr
-    assert feed.echoed >= 5
+    assert feed.echoed >= 6 and hooks.echoed >= 1 and basic.echoed >= 1
 
 
 def test_regression_a_bearer_token_ending_in_a_newline_is_sent_and_never_shown(tmp_path, simulator):

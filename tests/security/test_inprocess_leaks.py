@@ -16,7 +16,7 @@ from bridge.pipeline import Pipeline, auth_provider, feed_client
 from sinks import create_sink
 from sinks._base import SinkError
 from tests.security import canaries
-from tests.security.scenario import canary_sinks, closed_port, config_file, entra
+from tests.security.scenario import canary_sinks, closed_port, config_file, entra, in_files
 
 
 def load(path) -> BridgeConfig:
@@ -107,9 +107,16 @@ def secret_configs(tmp_path, peer_address: str = "127.0.0.1:9") -> list[BridgeCo
         {"type": "azure", **entra(canaries.FEED_CLIENT_SECRET.value)},
     ]
     url = f"http://{peer_address}"
-    return [
+    configs = [
         load(config_file(tmp_path, url, sinks, f"{index}.yaml", feed={"auth": auth}))
         for index, auth in enumerate(feeds)
+    ]
+    files = tmp_path / "secrets"  # every secret read from a file ending in a newline
+    from_files = [in_files(sink, files) for sink in sinks]
+    auth = in_files(feeds[2], files)
+    return [
+        *configs,
+        load(config_file(tmp_path, url, from_files, "files.yaml", feed={"auth": auth})),
     ]
 
 
