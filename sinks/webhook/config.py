@@ -42,7 +42,7 @@ def _joined_secrets(value: Any) -> Any:
     """One secret, several separated by whitespace (one `${VAR}` or file can hold both keys
     of a rotation), or a list of them: one value, split when requests are signed."""
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return " ".join(value)
+        return " ".join(item.strip() for item in value)
     if isinstance(value, int | float):  # YAML read it as a number: still never echo it
         return str(value)
     return value

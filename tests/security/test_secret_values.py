@@ -184,6 +184,12 @@ def test_a_secret_and_its_file_together_are_refused(place, tmp_path):
     canaries.assert_clean(line, "the config error")
 
 
+def test_each_webhook_key_of_a_list_is_stripped():
+    keys = [canaries.WEBHOOK_SECRET.value + "\n", " whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+    config = load(sink(**WEBHOOK, secret=keys))
+    assert config.sinks[0].secret.get_secret_value().split() == [key.strip() for key in keys]
+
+
 def test_a_secret_file_is_read_again_when_it_changes(tmp_path, caplog):
     path = tmp_path / "token"
     path.write_text("first-token\n")
