@@ -8,9 +8,9 @@ import json
 from urllib.parse import quote, quote_plus
 
 import pytest
-from bridge.redact import MASK, Redactor
 
 from bridge.config import parse_config
+from bridge.redact import MASK, Redactor
 from tests.security import canaries
 
 
@@ -74,7 +74,7 @@ def test_text_without_secrets_is_left_alone(redact):
     redact.add("s3cr3t-value")
     redact.add("ab")  # too short to tell apart from ordinary text: not masked
     text = 'sink hooks: 400 Bad Request from http://h/hooks: {"error": "ab"}'
-    assert redact(text) is text or redact(text) == text
+    assert redact(text) == text
     assert Redactor()(text) == text
 
 
