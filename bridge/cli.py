@@ -1,7 +1,8 @@
 """Command line entry point `dicom-bridge` (DESIGN.md §4).
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage or config error. Errors print as one line
-each on stderr; `--debug` adds the traceback.
+each on stderr; `--debug` adds the traceback. Everything printed about peers and errors
+passes through `bridge.redact.scrub`, so a peer echoing our credentials is not repeated.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import gc
 import logging
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import orjson
 
 from bridge import __version__
 from bridge.logs import JsonFormatter, setup_logging
+from bridge.redact import scrub
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -266,7 +269,7 @@ def _check(args: argparse.Namespace) -> int:
 
     probes = run_async(check(load(args.config)))
     for probe in probes:
-        print(f"{'ok  ' if probe.ok else 'FAIL'} {probe.component}: {probe.detail}")
+        print(scrub(f"{'ok  ' if probe.ok else 'FAIL'} {probe.component}: {probe.detail}"))
     return EXIT_OK if all(probe.ok for probe in probes) else EXIT_FAILURE
 
 
@@ -274,6 +277,7 @@ def _offsets_show(args: argparse.Namespace) -> int:
     from bridge.admin import as_dicts, offsets_show
 
     rows, problem = run_async(offsets_show(load(args.config)))
+    problem = problem and scrub(problem)
     if args.json:
         print(
             orjson.dumps(
@@ -378,7 +382,7 @@ def report(line: str) -> None:
     if isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter):
         logging.getLogger("bridge.cli").error(line)
     else:
-        print(f"dicom-bridge: {line}", file=sys.stderr)
+        print(scrub(f"dicom-bridge: {line}"), file=sys.stderr)
 
 
 def _number(value: int | None) -> str:
@@ -401,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:
         if args.debug:
-            raise
+            sys.stderr.write(scrub(traceback.format_exc()))
+            return EXIT_FAILURE
         message = " ".join(str(exc).split()) or type(exc).__name__
         report(f"error: {message}")
         return EXIT_FAILURE

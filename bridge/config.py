@@ -22,7 +22,6 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from pydantic import (
     Field,
-    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -48,6 +47,7 @@ from bridge.config_types import (
     tagged_union,
 )
 from bridge.config_yaml import StrictLoader
+from bridge.secret import Secret
 from sinks import AnySinkConfig
 
 __all__ = [
@@ -78,16 +78,11 @@ class BearerAuth(StrictModel):
     """A static bearer token, given inline or read from a file."""
 
     type: Literal["bearer"] = Field(description="Authentication type.")
-    token: SecretStr | None = Field(None, description="The token (use ${VAR}).")
-    token_file: Path | None = Field(
-        None, description="File holding the token, re-read on each use (rotated tokens)."
-    )
+    token: Secret | None = Field(None, description="The token (use ${VAR}, or token_file).")
 
     @model_validator(mode="after")
-    def _exactly_one_source(self) -> BearerAuth:
-        if self.token is not None and self.token_file is not None:
-            raise ValueError("set either token or token_file, not both")
-        if self.token is None and self.token_file is None:
+    def _token_given(self) -> BearerAuth:
+        if self.token is None:
             raise ValueError("token or token_file is required")
         return self
 

@@ -17,7 +17,13 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Discriminator, SecretStr, ValidationError
 
-from bridge.config_types import LOCATED_ERROR, tag_of_model
+from bridge.config_types import (
+    FILE_SUFFIX,
+    LOCATED_ERROR,
+    holds_secret,
+    secret_fields,
+    tag_of_model,
+)
 
 Path = tuple[str | int, ...]
 
@@ -73,24 +79,18 @@ def is_secret(root: type[BaseModel], path: Path, data: Any) -> bool:
             known = isinstance(tag, str) and tag in members
             candidates = [members[tag]] if known else list(members.values())
             return any(is_secret(model, path[index:], data) for model in candidates)
-        annotation = _child(_strip(annotation), part)
-        if annotation is None:
-            return False
+        child = _child(_strip(annotation), part)
+        if child is None:  # inside a secret given as a list (webhook keys), or an unknown key
+            return _model(annotation) is None and holds_secret(annotation)
+        annotation = child
         data = data.get(part) if isinstance(data, dict) else _item(data, part)
-    return _holds_secret(annotation)
+    return holds_secret(annotation)
 
 
 def _item(data: Any, index: str | int) -> Any:
     if isinstance(data, list) and isinstance(index, int) and 0 <= index < len(data):
         return data[index]
     return None
-
-
-def _holds_secret(annotation: Any) -> bool:
-    """SecretStr, or a type built from it (a list, a mapping, a union...)."""
-    if isinstance(annotation, type) and issubclass(annotation, SecretStr):
-        return True
-    return any(_holds_secret(argument) for argument in get_args(annotation))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +182,7 @@ def _union_members(annotation: Any) -> dict[str, type[BaseModel]]:
 def _problem(error: Any, where: _Location) -> tuple[Path, str]:
     kind, ctx, path = error["type"], error.get("ctx") or {}, where.path
     expected = _strip(where.annotation)
-    secret = _holds_secret(expected)
+    secret = holds_secret(expected)
     got = "" if secret else _got(error.get("input"))
     if where.any_of:
         return path, f"expected {_any_of(expected)}{got}"
@@ -199,7 +199,7 @@ def _problem(error: Any, where: _Location) -> tuple[Path, str]:
     if kind == "missing":
         return path, "field required"
     if kind == "extra_forbidden":
-        keys = sorted(where.owner.model_fields) if where.owner else []
+        keys = sorted(_keys(where.owner)) if where.owner else []
         close = _closest(str(path[-1]), keys)
         hint = f"did you mean {close!r}?" if close else f"valid keys: {', '.join(keys)}"
         return path, f"unknown key ({hint})"
@@ -216,6 +216,11 @@ def _problem(error: Any, where: _Location) -> tuple[Path, str]:
         return path, f"must match {ctx['pattern']}{got}"
     message = error["msg"]
     return path, message[:1].lower() + message[1:]
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The keys `model` accepts: its fields, and `<name>_file` for each secret field."""
+    return [*model.model_fields, *(name + FILE_SUFFIX for name in secret_fields(model))]
 
 
 _EXPECTED = {

@@ -8,17 +8,20 @@ spec is declared once, as in Redpanda Connect):
 - subclass `StrictModel` (unknown keys are errors, inputs are never echoed by pydantic);
 - every field has a `description` and, where one makes sense, a default;
 - durations use `Duration` with a human default (`Field("5s", validate_default=True)`);
-- secrets use `pydantic.SecretStr`, and validators of secret fields never put the value
-  in their error message;
+- secrets use `bridge.secret.Secret` (stripped, control characters refused, registered
+  for scrubbing), and validators of secret fields never put the value in their message;
+  every field holding secrets also accepts `<name>_file` (`read_secret_files`);
 - a validator that must blame another field than its own raises `error_at(...)`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any, Union, get_args
+from types import NoneType, UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import SplitResult
 
 from pydantic import (
@@ -33,14 +36,22 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from bridge.secret import Secret
+
 LOCATED_ERROR = "located"
 """Error type of `error_at`: its context carries the sub-path (`at`) the message is about."""
 
 
 class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors, inputs stay out of messages."""
+    """Base of every config model: unknown keys are errors, inputs stay out of messages,
+    and each field holding secrets also accepts `<name>_file`."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        return read_secret_files(cls, data)
 
 
 class EntraCredential(StrictModel):
@@ -58,7 +69,7 @@ class EntraCredential(StrictModel):
         "client_secret), or of the managed or workload identity DefaultAzureCredential uses "
         "(default: AZURE_CLIENT_ID).",
     )
-    client_secret: SecretStr | None = Field(
+    client_secret: Secret | None = Field(
         None,
         description="Entra ID: client secret of a service principal (needs tenant_id, client_id).",
     )
@@ -98,6 +109,75 @@ def error_at(*at: str | int, message: str) -> PydanticCustomError:
     the offending key (`sinks[2].name`), which `bridge.config_errors` appends from `at`.
     """
     return PydanticCustomError(LOCATED_ERROR, "{message}", {"at": at, "message": message})
+
+
+FILE_SUFFIX = "_file"
+
+
+def holds_secret(annotation: Any) -> bool:
+    """SecretStr, or a type built from it (a list, a mapping, a union...)."""
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr):
+        return True
+    return any(holds_secret(argument) for argument in get_args(annotation))
+
+
+@functools.cache
+def secret_fields(model: type[BaseModel]) -> dict[str, bool]:
+    """The fields of `model` holding secrets, each with whether it is a mapping of them
+    (whose `_file` key then maps the same names to files)."""
+    return {
+        name: _is_mapping(field.annotation)
+        for name, field in model.model_fields.items()
+        if holds_secret(field.annotation)
+    }
+
+
+def _is_mapping(annotation: Any) -> bool:
+    members = [arg for arg in get_args(annotation) if arg is not NoneType]
+    if get_origin(annotation) in (Union, UnionType) and len(members) == 1:
+        return _is_mapping(members[0])
+    return get_origin(annotation) is dict
+
+
+def read_secret_files(model: type[BaseModel], data: Any) -> Any:
+    """`data` (the input of `model`) with each `<name>_file` key of a secret field replaced
+    by the secret its file holds, a `Secret` that follows the file. A mapping of secrets
+    (webhook headers, producer properties) takes a mapping of files, merged into it."""
+    given = secret_fields(model) if isinstance(data, dict) else {}
+    given = {name: mapping for name, mapping in given.items() if name + FILE_SUFFIX in data}
+    if not given:
+        return data
+    data = dict(data)
+    for name, mapping in given.items():
+        key = name + FILE_SUFFIX
+        paths = data.pop(key)
+        if not mapping:
+            if data.get(name) is not None:
+                raise ValueError(f"set either {name} or {key}, not both")
+            data[name] = _secret_from(paths, key)
+            continue
+        if not isinstance(paths, dict):
+            raise error_at(key, message="expected a mapping of names to file paths")
+        merged = data.get(name) or {}
+        if not isinstance(merged, dict):
+            continue  # the field's own type error says what is wrong
+        merged = dict(merged)
+        for item, path in paths.items():
+            if item in merged:
+                message = f"set either {name}.{item} or {key}.{item}, not both"
+                raise error_at(key, item, message=message)
+            merged[item] = _secret_from(path, key, item)
+        data[name] = merged
+    return data
+
+
+def _secret_from(path: Any, *at: str | int) -> Secret:
+    if not isinstance(path, str) or not path.strip():
+        raise error_at(*at, message="expected the path of a file holding the secret")
+    try:
+        return Secret.from_file(path)
+    except ValueError as exc:
+        raise error_at(*at, message=str(exc)) from None
 
 
 _DURATION = re.compile(r"(?P<number>-?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>ms|s|m|h)?")

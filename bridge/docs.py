@@ -26,7 +26,7 @@ from bridge.config import (
     NoAuth,
     SqliteOffsetsConfig,
 )
-from bridge.config_types import EntraCredential, RetryConfig
+from bridge.config_types import FILE_SUFFIX, EntraCredential, RetryConfig, secret_fields
 from sinks import SinkConfig, config_models
 from sinks._config import FilterConfig, RouteRetryConfig
 
@@ -91,7 +91,21 @@ def _table(model: type[BaseModel], skip: set[str]) -> str:
             continue
         description = (field.description or "").replace("|", "/").replace("<", "&lt;")
         rows.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {description} |")
+        if name in secret_fields(model):
+            rows.append(_file_row(name, mapping=secret_fields(model)[name]))
     return "\n".join(rows)
+
+
+def _file_row(name: str, *, mapping: bool) -> str:
+    """The `<name>_file` key every secret field accepts (`read_secret_files`)."""
+    if mapping:
+        kind, what = "mapping of paths", f"The same keys as {name}, each mapped to a file"
+    else:
+        kind, what = "path", "A file"
+    return (
+        f"| `{name}{FILE_SUFFIX}` | {kind} | - | {what} holding the secret instead (e.g. a "
+        "mounted Kubernetes secret), read again when it changes; see [Secrets](#secrets). |"
+    )
 
 
 def _default(field) -> str:
@@ -122,7 +136,7 @@ def _type(annotation) -> str:
         return f"list of {_type(args[0])}"
     if origin is dict:
         return "mapping"
-    if annotation is SecretStr:
+    if isinstance(annotation, type) and issubclass(annotation, SecretStr):
         return "secret"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "mapping"

@@ -22,6 +22,7 @@ import orjson
 
 from bridge.config import default_feed_name
 from bridge.feed import Entry
+from bridge.redact import scrub
 
 Format = Literal["cloudevents", "cloudevents-binary", "raw"]
 
@@ -157,7 +158,7 @@ class Formatter:
         """The record a dead-letter target receives: what failed, why, and for which sink."""
         entry = subject.entry if isinstance(subject, Event) else subject
         record: dict[str, Any] = {
-            "reason": reason,
+            "reason": scrub(reason),  # often quotes the peer, which may echo our credentials
             "sink": sink,
             "sequence": entry.sequence,
             "deadLetteredAt": datetime.now(UTC).isoformat(),

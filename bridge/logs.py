@@ -2,6 +2,8 @@
 
 Route loggers carry the sink name (`extra={"sink": ...}`); it appears as `sink=NAME` in
 text and as a `sink` field in JSON, so every line about a route can be filtered by sink.
+Both formatters pass the whole line (message, fields, exception text) through
+`bridge.redact.scrub`: a peer's words quoted in a message never carry a secret out.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 
 import orjson
+
+from bridge.redact import scrub
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -23,7 +27,7 @@ class TextFormatter(logging.Formatter):
         line = f"{stamp[:-3]}Z {record.levelname:<7} {record.name}{where}: {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return scrub(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,7 +43,7 @@ class JsonFormatter(logging.Formatter):
                 document[key] = value
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(document, default=str).decode()
+        return scrub(orjson.dumps(document, default=str).decode())
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:

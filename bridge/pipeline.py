@@ -20,14 +20,13 @@ from bridge.envelope import Formatter
 from bridge.feed import (
     AuthProvider,
     AzureAuth,
+    BearerToken,
     FeedClient,
     FeedSource,
     NoAuth,
     Reader,
     SequenceReader,
-    StaticBearer,
     TimeWindowReader,
-    TokenFile,
     azure_credential,
 )
 from bridge.listener import Listener
@@ -242,9 +241,7 @@ def feed_reader(feed: FeedConfig, source: FeedSource) -> Reader:
 def auth_provider(feed: FeedConfig) -> AuthProvider:
     auth = feed.auth
     if auth.type == "bearer":
-        if auth.token_file is not None:
-            return TokenFile(auth.token_file)
-        return StaticBearer(auth.token.get_secret_value())
+        return BearerToken(auth.token)
     if auth.type == "azure":
         return AzureAuth(azure_credential(**auth.credential_options()), auth.scope)
     return NoAuth()

@@ -20,6 +20,7 @@ from bridge import __version__
 from bridge.feed import to_ticks
 from bridge.feed._timestamps import TICKS_PER_SECOND, now_ticks
 from bridge.progress import sequence_of
+from bridge.redact import scrub
 
 if TYPE_CHECKING:
     from bridge.pipeline import Pipeline
@@ -75,7 +76,7 @@ def readiness(pipeline: Pipeline) -> dict[str, str]:
             problems[f"sink {route.name}"] = (
                 _unreachable(route) or route.last_error or "not connected yet"
             )
-    return problems
+    return {component: scrub(problem) for component, problem in problems.items()}
 
 
 def _unreachable(route) -> str | None:

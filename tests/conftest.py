@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bridge import redact
 from tests import network_guard as guard
 from tests.peers.simulator import SimulatorProcess
 
@@ -35,6 +36,13 @@ def network_guard(pytestconfig: pytest.Config) -> Iterator[guard.NetworkGuard]:
     refused = watching.take()
     if refused:
         pytest.fail("the test tried to leave loopback:\n" + "\n".join(refused), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _own_secret_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secrets registry is process-wide: each test scrubs the secrets it configured,
+    not those of the tests before it."""
+    monkeypatch.setattr(redact, "_REGISTRY", redact.Redactor())
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ the client retries once instead of failing the route.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
-from pathlib import Path
 from typing import Any, Protocol
 
+from bridge import redact
 from bridge.feed._errors import FeedError
+from bridge.secret import Secret, clean
 
 AZURE_DICOM_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
 #: Entra tokens are renewed this long before they expire.
@@ -45,57 +45,26 @@ class NoAuth:
         return None
 
 
-class StaticBearer:
-    def __init__(self, token: str) -> None:
-        self._value = f"Bearer {token}"
+class BearerToken:
+    """A static token from the config, or one kept in a file by someone else (a sidecar, a
+    mounted secret) and read again whenever the file changes, so rotation needs no restart
+    (`bridge.secret.Secret` does the reading, stripping and checking)."""
+
+    def __init__(self, token: str | Secret) -> None:
+        self._token = token if isinstance(token, Secret) else Secret(clean(token))
 
     def __repr__(self) -> str:
-        return "StaticBearer(token=**********)"
+        return "BearerToken(token=**********)"
 
     async def header(self) -> str | None:
-        return self._value
+        token = self._token.get_secret_value()
+        return f"Bearer {token}" if token else None
 
     async def refresh(self) -> bool:
-        return False
+        return self._token.reload()
 
     async def close(self) -> None:
         return None
-
-
-class TokenFile:
-    """A token kept in a file by someone else (a sidecar, a mounted secret) and re-read
-    whenever the file changes, so rotation needs no restart."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._stamp: tuple[int, int] | None = None
-        self._value: str | None = None
-
-    def __repr__(self) -> str:
-        return f"TokenFile(path={str(self.path)!r})"
-
-    async def header(self) -> str | None:
-        self._reload()
-        return self._value
-
-    async def refresh(self) -> bool:
-        before = self._value
-        self._reload()
-        return self._value != before
-
-    async def close(self) -> None:
-        return None
-
-    def _reload(self) -> None:
-        try:
-            stat = self.path.stat()
-        except OSError as exc:
-            raise OSError(f"cannot read token file {self.path}: {exc.strerror}") from None
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp != self._stamp:
-            token = self.path.read_text(encoding="utf-8").strip()
-            self._value = f"Bearer {token}" if token else None
-            self._stamp = stamp
 
 
 class AzureAuth:
@@ -132,6 +101,7 @@ class AzureAuth:
                 token = await self._credential.get_token(self._scope)
             except CredentialError as exc:
                 raise FeedError(str(exc)) from None
+            redact.register(token.token, source=f"entra {self._scope}")
             self._value = f"Bearer {token.token}"
             self._expires_on = float(token.expires_on)
 

@@ -31,6 +31,7 @@ from bridge.feed._entry import Entry, parse_entry, parse_served
 from bridge.feed._errors import FeedError, FeedRequestError
 from bridge.feed._http import Answer, Fetcher, HelperFetcher, HttpxFetcher, url_with
 from bridge.feed._timestamps import from_ticks, to_ticks
+from bridge.redact import scrub
 
 log = logging.getLogger("bridge.feed")
 
@@ -389,6 +390,8 @@ def _describe(exc: httpx.TransportError) -> str:
 
 
 def _excerpt(response: Answer, limit: int = 200) -> str:
-    text = " ".join(response.text.split()) if response.content else ""
+    # Secrets the service echoes are masked before the cut, which could leave part of one.
+    start = response.content[: limit * 8].decode("utf-8", errors="replace")
+    text = " ".join(scrub(start).split())
     text = text or response.reason or "no body"
     return text if len(text) <= limit else text[: limit - 3] + "..."

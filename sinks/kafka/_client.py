@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from sinks._base import SinkError, SinkFatalError
-from sinks.kafka._errors import AUTHENTICATION, describe, error_of, fatal_reason, scrub
+from sinks.kafka._errors import AUTHENTICATION, describe, error_of, fatal_reason, one_line
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import ClusterMetadata
@@ -48,13 +48,11 @@ class ProducerClient:
         properties: dict[str, str],
         *,
         log: logging.LoggerAdapter,
-        secrets: list[str],
         quiet: bool = False,
     ) -> None:
         """`quiet`: librdkafka's own log lines at DEBUG (a probe reports in one line)."""
         self._loop = asyncio.get_running_loop()
         self._log = log
-        self._secrets = secrets
         self.bootstrap = properties.get("bootstrap.servers", "")
         #: The fatal error that made the producer unusable, if any.
         self.fatal: KafkaError | None = None
@@ -74,14 +72,14 @@ class ProducerClient:
                 {
                     **properties,
                     "error_cb": self._on_error,
-                    "logger": _LibrdkafkaLog(log, secrets, quiet),
+                    "logger": _LibrdkafkaLog(log, quiet),
                 }
             )
         except KafkaException as exc:
-            message = scrub(error_of(exc).str(), secrets)
+            message = one_line(error_of(exc).str())
             raise SinkFatalError(f"kafka: invalid producer configuration: {message}") from None
         except (TypeError, ValueError) as exc:
-            message = scrub(str(exc), secrets)
+            message = one_line(str(exc))
             raise SinkFatalError(f"kafka: invalid producer configuration: {message}") from None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
@@ -152,7 +150,7 @@ class ProducerClient:
         deadline = time.monotonic() + timeout
         while True:
             if self.refused is not None:
-                raise SinkFatalError(fatal_reason(self.refused, topic, self._secrets))
+                raise SinkFatalError(fatal_reason(self.refused, topic))
             attempt = min(_METADATA_ATTEMPT, max(0.05, deadline - time.monotonic()))
             try:
                 return await asyncio.to_thread(self._list_topics, topic, attempt)
@@ -160,7 +158,7 @@ class ProducerClient:
                 error = error_of(exc)
             # A refusal reaches only error_cb: the metadata request fails as a transport error.
             cause = self.refused if self.refused is not None else error
-            reason = fatal_reason(cause, topic, self._secrets)
+            reason = fatal_reason(cause, topic)
             if reason is not None:
                 raise SinkFatalError(reason)
             if self._all_brokers_down or time.monotonic() >= deadline:
@@ -195,7 +193,7 @@ class ProducerClient:
             self._loop.call_soon_threadsafe(callback)
 
     def _on_error(self, error: KafkaError) -> None:
-        text = describe(error, self._secrets)
+        text = describe(error)
         if error.fatal():
             self._on_fatal(error)
         elif error.code() in AUTHENTICATION:
@@ -213,7 +211,7 @@ class ProducerClient:
         # produce() may have seen the fatal state first, as a bare _FATAL: keep the cause.
         if self.fatal is None or self.fatal.code() == KafkaError._FATAL:
             self.fatal = error
-            self._log.error("kafka producer failed: %s", describe(error, self._secrets))
+            self._log.error("kafka producer failed: %s", describe(error))
 
     # -- closing -------------------------------------------------------------------------
 
@@ -310,12 +308,11 @@ class _LibrdkafkaLog:
     """librdkafka's log lines into the sink's logger: secrets masked, and ERROR lowered to
     WARNING (a broker outage is the bridge's to judge; it reports what it cannot retry)."""
 
-    def __init__(self, log: logging.LoggerAdapter, secrets: list[str], quiet: bool) -> None:
+    def __init__(self, log: logging.LoggerAdapter, quiet: bool) -> None:
         self._log = log
-        self._secrets = secrets
         self._ceiling = logging.DEBUG if quiet else logging.WARNING
 
     def log(self, level: int, _fmt: str, facility: str, _name: str, text: str) -> None:
         level = min(level, self._ceiling)
         if self._log.isEnabledFor(level):
-            self._log.log(level, "librdkafka %s: %s", facility, scrub(text, self._secrets))
+            self._log.log(level, "librdkafka %s: %s", facility, one_line(text))

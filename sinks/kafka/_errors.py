@@ -19,10 +19,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from confluent_kafka import KafkaError, KafkaException
 
+from bridge.redact import scrub
 from sinks._base import Outcome, Permanent, SinkFatalError, Transient
 
 E = KafkaError
@@ -67,49 +66,46 @@ def error_of(exc: KafkaException) -> KafkaError:
     return error if isinstance(error, KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
 
 
-def describe(error: KafkaError, secrets: Iterable[str] = ()) -> str:
+def describe(error: KafkaError) -> str:
     """`NAME: text` with any secret value masked (librdkafka may quote property values)."""
-    return scrub(f"{error.name()}: {error.str()}", secrets)
+    return one_line(f"{error.name()}: {error.str()}")
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "**********")
-    return " ".join(text.split())  # one line
+def one_line(text: str) -> str:
+    """librdkafka's `text` on one line, secrets masked."""
+    return " ".join(scrub(text).split())
 
 
-def fatal_reason(error: KafkaError, topic: str | None, secrets: Iterable[str] = ()) -> str | None:
+def fatal_reason(error: KafkaError, topic: str | None) -> str | None:
     """The one line a route stops with when `error` makes the sink unusable, else None."""
     code = error.code()
     where = f"topic {topic!r}" if topic else "the topic"
     if code in AUTHENTICATION:
-        return f"kafka: authentication failed ({describe(error, secrets)})"
+        return f"kafka: authentication failed ({describe(error)})"
     if code == E.CLUSTER_AUTHORIZATION_FAILED:
         return (
-            f"kafka: not authorized on the cluster ({describe(error, secrets)}); the "
+            f"kafka: not authorized on the cluster ({describe(error)}); the "
             "idempotent producer needs the IDEMPOTENT_WRITE permission"
         )
     if code in AUTHORIZATION:
-        return f"kafka: not authorized to write to {where} ({describe(error, secrets)})"
+        return f"kafka: not authorized to write to {where} ({describe(error)})"
     if code in UNKNOWN_TOPIC:
         return (
             f"kafka: {where} does not exist ({error.name()}); create it (or let the broker "
             "create topics automatically)"
         )
     if code in UNSUPPORTED:
-        return f"kafka: the broker refuses the producer's settings ({describe(error, secrets)})"
+        return f"kafka: the broker refuses the producer's settings ({describe(error)})"
     return None
 
 
-def outcome(
-    error: KafkaError, topic: str | None, secrets: Iterable[str] = (), context: str = ""
-) -> Outcome:
+def outcome(error: KafkaError, topic: str | None, context: str = "") -> Outcome:
     """A failed delivery's outcome; raises SinkFatalError when the sink cannot go on.
     `context` (e.g. the last broker error seen) is appended to transient reasons."""
-    reason = fatal_reason(error, topic, secrets)
+    reason = fatal_reason(error, topic)
     if reason is not None:
         raise SinkFatalError(reason)
-    text = describe(error, secrets)
+    text = describe(error)
     if topic:
         text += f" (topic {topic})"
     if error.code() in PERMANENT:

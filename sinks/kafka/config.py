@@ -3,7 +3,8 @@
 Any librdkafka producer property can be given under `producer:` (as Debezium Server's
 `debezium.sink.kafka.producer.*` does); the bridge's own defaults are safe ones for
 at-least-once delivery in study order. Values of secret-looking properties become
-`SecretStr` at validation, so they are masked in every repr, dump and error message.
+`Secret`s at validation, so they are masked in every repr, dump, error message and log;
+`producer_file` reads any property from a file (read again when the producer is created).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from bridge.config_types import Duration
+from bridge.config_types import Duration, error_at
+from bridge.secret import Secret, clean
 from sinks._config import SinkConfig
 
 #: Template fields of `topic`, rendered from the entry (see `sinks.kafka._records`).
@@ -56,7 +58,7 @@ _SECRET_PROPERTY = re.compile(
 _TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]*")
 MAX_TOPIC_LENGTH = 249
 
-ProducerValue = str | int | float | bool | SecretStr  # smart union: a str stays a str
+ProducerValue = str | int | float | bool | Secret  # smart union: a str stays a str
 
 
 def is_secret_property(name: str) -> bool:
@@ -186,7 +188,10 @@ class Config(SinkConfig):
             if name in _RESERVED:
                 raise ValueError(f"{name} cannot be set here: {_RESERVED[name]}")
             if is_secret_property(name) and isinstance(setting, str | int | float):
-                setting = SecretStr(str(setting))
+                try:
+                    setting = Secret(clean(str(setting)))
+                except ValueError as exc:
+                    raise error_at(name, message=str(exc)) from None
             properties[name] = setting
         return properties
 
@@ -208,14 +213,6 @@ class Config(SinkConfig):
         for name, value in self.producer.items():
             properties[name] = _property_text(value)
         return properties
-
-    def secret_values(self) -> list[str]:
-        """The secret property values, to scrub them out of any librdkafka message."""
-        return [
-            value.get_secret_value()
-            for value in self.producer.values()
-            if isinstance(value, SecretStr) and value.get_secret_value()
-        ]
 
 
 def _property_text(value: ProducerValue) -> str:

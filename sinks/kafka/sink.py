@@ -44,7 +44,6 @@ class KafkaSink:
         self.name = name
         self._config = config
         self._records = RecordBuilder(config)
-        self._secrets = config.secret_values()
         self._fixed_topic = None if config.topic_is_template else config.topic
         self._log = logging.LoggerAdapter(log, {"sink": name})
         self._client: ProducerClient | None = None
@@ -97,7 +96,7 @@ class KafkaSink:
         """Reach the cluster and, for a fixed topic, read its metadata (never creating
         it); one line, within PROBE_TIMEOUT."""
         properties = self._properties() | {"allow.auto.create.topics": "false"}
-        client = ProducerClient(properties, log=self._log, secrets=self._secrets, quiet=True)
+        client = ProducerClient(properties, log=self._log, quiet=True)
         try:
             metadata = await client.probe(self._fixed_topic, PROBE_TIMEOUT)
         finally:
@@ -128,17 +127,17 @@ class KafkaSink:
         async with self._opening:
             client = self._client
             if client is not None and client.refused is not None:
-                raise SinkFatalError(fatal_reason(client.refused, self._fixed_topic, self._secrets))
+                raise SinkFatalError(fatal_reason(client.refused, self._fixed_topic))
             if client is not None and client.fatal is None:
                 return client
             if client is not None:
                 self._client = None
                 await client.close(0)
-                reason = fatal_reason(client.fatal, self._fixed_topic, self._secrets)
+                reason = fatal_reason(client.fatal, self._fixed_topic)
                 if reason is not None:
                     raise SinkFatalError(reason)
                 self._log.warning("creating a new kafka producer after a fatal error")
-            client = ProducerClient(self._properties(), log=self._log, secrets=self._secrets)
+            client = ProducerClient(self._properties(), log=self._log)
             try:
                 metadata = await client.probe(self._fixed_topic, PROBE_TIMEOUT)
                 if self._fixed_topic is not None:
@@ -154,24 +153,23 @@ class KafkaSink:
         another try (SinkError: the route opens again after a backoff)."""
         if error is None or error.code() == KafkaError.LEADER_NOT_AVAILABLE:
             return  # LEADER_NOT_AVAILABLE: being created (auto-creation), usable shortly
-        reason = fatal_reason(error, self._fixed_topic, self._secrets)
+        reason = fatal_reason(error, self._fixed_topic)
         if reason is not None:
             raise SinkFatalError(reason)
-        raise SinkError(f"kafka: topic {self._fixed_topic!r}: {describe(error, self._secrets)}")
+        raise SinkError(f"kafka: topic {self._fixed_topic!r}: {describe(error)}")
 
     def _failure(self, client: ProducerClient, error: KafkaError, topic: str | None) -> Outcome:
         """The outcome of a record that failed with `error` (may raise SinkFatalError)."""
         if error.code() == KafkaError._FATAL and client.fatal is None:
             client.fatal = error  # noticed by produce() before the poll thread saw it
         if client.fatal is not None:
-            reason = fatal_reason(client.fatal, topic, self._secrets)
+            reason = fatal_reason(client.fatal, topic)
             if reason is not None:
                 raise SinkFatalError(reason)
             return Transient(
-                f"the producer failed ({describe(client.fatal, self._secrets)}); "
-                "a new one is created"
+                f"the producer failed ({describe(client.fatal)}); a new one is created"
             )
-        return outcome(error, topic, self._secrets, client.recent_error())
+        return outcome(error, topic, client.recent_error())
 
 
 def create(config: Config, *, name: str) -> KafkaSink:

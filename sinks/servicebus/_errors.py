@@ -14,12 +14,12 @@
   connection and communication errors, timeouts, unexpected errors.
 
 `MessageSizeExceededError` is not classified here: the sink splits the batch it came from.
-Every reason passes through `Redactor`, so no key or token reaches a log line or an error.
+Every reason passes through `bridge.redact.scrub` (the configured connection string, its
+key, client secrets, and any SAS signature), so no key or token reaches a log line or an
+error.
 """
 
 from __future__ import annotations
-
-import re
 
 from azure.core.exceptions import ClientAuthenticationError
 from azure.servicebus.exceptions import (
@@ -33,6 +33,7 @@ from azure.servicebus.exceptions import (
 )
 
 from bridge.feed import CredentialError
+from bridge.redact import scrub
 from sinks._base import SinkFatalError, Transient
 
 _FATAL: tuple[type[Exception], ...] = (
@@ -44,22 +45,9 @@ _FULL = (ServiceBusQuotaExceededError, MessagingEntityDisabledError)
 #: What Service Bus answers to a message the entity refuses by its settings (InvalidOperation),
 #: e.g. one without a session id sent to a session-enabled queue.
 NOT_ALLOWED = "amqp:not-allowed"
-_SAS_SIGNATURE = re.compile(r"(sig=)[^&;\s\"']+", re.IGNORECASE)
 
 
-class Redactor:
-    """Removes the configured secrets (and any SAS signature) from text."""
-
-    def __init__(self, *secrets: str | None) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "**********")
-        return _SAS_SIGNATURE.sub(r"\1**********", text)
-
-
-def describe(exc: BaseException, redact: Redactor) -> str:
+def describe(exc: BaseException) -> str:
     """One line: the error's type and message, secrets removed."""
     message = " ".join(str(exc).split()) or "no details"
     status = _token_status(exc)
@@ -68,7 +56,7 @@ def describe(exc: BaseException, redact: Redactor) -> str:
         if isinstance(explanation, bytes):
             explanation = explanation.decode("utf-8", errors="replace")
         message += f" (token refused with status {status}: {explanation or 'no description'})"
-    return redact(f"{type(exc).__name__}: {message}")
+    return scrub(f"{type(exc).__name__}: {message}")
 
 
 def is_fatal(exc: BaseException) -> bool:
@@ -109,9 +97,9 @@ def _token_status(exc: BaseException) -> int | None:
     return status if isinstance(status, int) and not isinstance(status, bool) else None
 
 
-def transient(exc: BaseException, redact: Redactor, quota_retry_after: float) -> Transient:
+def transient(exc: BaseException, quota_retry_after: float) -> Transient:
     """The outcome of a send that failed with `exc`, for every event it carried."""
-    reason = describe(exc, redact)
+    reason = describe(exc)
     if isinstance(exc, _FULL):
         return Transient(reason, retry_after=quota_retry_after)
     if isinstance(exc, ServiceBusServerBusyError):
@@ -125,11 +113,11 @@ def _condition(exc: BaseException) -> str | None:
     return str(condition) if condition is not None else None
 
 
-def fatal(exc: BaseException, redact: Redactor, where: str) -> SinkFatalError:
+def fatal(exc: BaseException, where: str) -> SinkFatalError:
     inner = _inner(exc)
     if isinstance(inner, CredentialError):  # already one line naming the identity and cause
-        return SinkFatalError(f"{where}: {redact(str(inner))}")
-    return SinkFatalError(f"{where}: {fatal_reason(exc)} ({describe(exc, redact)})")
+        return SinkFatalError(f"{where}: {scrub(str(inner))}")
+    return SinkFatalError(f"{where}: {fatal_reason(exc)} ({describe(exc)})")
 
 
 def _inner(exc: BaseException) -> BaseException | None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
+from pydantic import ByteSize, Field, field_validator, model_validator
 
 from bridge.config_types import Duration, EntraCredential, error_at
+from bridge.secret import Secret
 from sinks._config import SinkConfig
 
 #: Service Bus entity names: letters, digits, '.', '-', '_' and '/' (nested paths).
@@ -48,7 +49,7 @@ class Config(SinkConfig, EntraCredential):
     supports_binary: ClassVar[bool] = True
 
     type: Literal["servicebus"] = Field(description="Sink type.")
-    connection_string: SecretStr | None = Field(
+    connection_string: Secret | None = Field(
         None,
         description="Shared access connection string (use ${VAR}): Endpoint=sb://...;"
         "SharedAccessKeyName=...;SharedAccessKey=... The emulator's "
@@ -98,13 +99,24 @@ class Config(SinkConfig, EntraCredential):
 
     @field_validator("connection_string")
     @classmethod
-    def _usable_connection_string(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        problem = connection_string_problem(value.get_secret_value())
+    def _usable_connection_string(cls, value: Secret | None) -> Secret | None:
+        problem = None if value is None else connection_string_problem(value.get_secret_value())
         if problem:
             raise ValueError(problem)
-        return SecretStr(_EMULATOR_FLAG.sub(r"\1true", value.get_secret_value()))
+        return value
+
+    def secret_values(self) -> tuple[str | None, str | None]:
+        """The connection string and client secret as they read now (files' latest)."""
+        return (
+            self.connection_text() if self.connection_string is not None else None,
+            self.client_secret.get_secret_value() if self.client_secret is not None else None,
+        )
+
+    def connection_text(self) -> str:
+        """The connection string as it reads now (a file's latest), the emulator flag in
+        the only spelling the SDK honours."""
+        assert self.connection_string is not None
+        return _EMULATOR_FLAG.sub(r"\1true", self.connection_string.get_secret_value())
 
     @field_validator("fully_qualified_namespace")
     @classmethod

@@ -38,7 +38,6 @@ from azure.servicebus.exceptions import MessageSizeExceededError
 from bridge.feed import azure_credential
 from sinks._base import DELIVERED, Outcome, Permanent, SinkError, SinkFatalError, Transient
 from sinks.servicebus import _errors
-from sinks.servicebus._errors import Redactor
 
 if TYPE_CHECKING:
     from azure.servicebus.aio import ServiceBusSender
@@ -79,13 +78,12 @@ class ServiceBusSink:
         self.name = name
         self._config = config
         secret = config.connection_string.get_secret_value() if config.connection_string else None
-        client_secret = config.client_secret.get_secret_value() if config.client_secret else None
-        self._redact = Redactor(secret, _shared_key(secret), client_secret)
         self.where = (
             f"servicebus {config.entity_kind} {config.entity!r} on "
             f"{config.fully_qualified_namespace or _endpoint_host(secret)}"
         )
         self._client: ServiceBusClient | None = None
+        self._secrets: tuple[str | None, ...] = ()  # what the client was created with
         self._credential: Any = None
         self._sender: ServiceBusSender | None = None
         self._link_limit = self._limit = 0
@@ -138,10 +136,14 @@ class ServiceBusSink:
     async def _connected(self, timeout: float) -> ServiceBusSender:
         """The open sender, attached first if needed (its link tells the batch limit).
         Raises SinkFatalError, or SinkError for what a retry may fix."""
+        if self._client is not None and self._config.secret_values() != self._secrets:
+            log.info("%s: a secret file changed; connecting again with it", self.where)
+            await self.close()
         if self._sender is not None:
             return self._sender
         try:
             if self._client is None:
+                self._secrets = self._config.secret_values()
                 self._client = self._new_client()
             config = self._config
             if config.queue:
@@ -158,8 +160,8 @@ class ServiceBusSink:
             raise SinkError(f"{self.where}: no answer within {timeout:g}s") from None
         except Exception as exc:
             if _errors.is_fatal(exc):
-                raise _errors.fatal(exc, self._redact, self.where) from None
-            raise SinkError(f"{self.where}: {_errors.describe(exc, self._redact)}") from None
+                raise _errors.fatal(exc, self.where) from None
+            raise SinkError(f"{self.where}: {_errors.describe(exc)}") from None
         self._link_limit = probe.max_size_in_bytes
         limit = min(self._config.max_batch_bytes or self._link_limit, self._link_limit)
         self._limit = max(limit - ENVELOPE_HEADROOM, limit // 2)
@@ -170,9 +172,7 @@ class ServiceBusSink:
         config = self._config
         options: dict[str, Any] = {"retry_total": 0}  # the route retries, with its backoff
         if config.connection_string is not None:
-            return ServiceBusClient.from_connection_string(
-                config.connection_string.get_secret_value(), **options
-            )
+            return ServiceBusClient.from_connection_string(config.connection_text(), **options)
         self._credential = azure_credential(**config.credential_options())
         return ServiceBusClient(config.fully_qualified_namespace, self._credential, **options)
 
@@ -204,7 +204,7 @@ class ServiceBusSink:
             self._fail_rest(outcomes, items, Transient(str(exc)))
         except Exception as exc:
             if _errors.is_fatal(exc):
-                raise _errors.fatal(exc, self._redact, self.where) from None
+                raise _errors.fatal(exc, self.where) from None
             self._fail_rest(outcomes, items, self._transient(exc))
 
     async def _pack(self, sender: ServiceBusSender, items: list[Item]) -> list[Group]:
@@ -253,7 +253,7 @@ class ServiceBusSink:
         single message, its `Permanent` outcome."""
         if len(group) == 1:
             [item] = group
-            reason = _errors.describe(exc, self._redact)
+            reason = _errors.describe(exc)
             outcomes[item.index] = Permanent(
                 f"too large for Service Bus ({item.size}-byte body): {reason}"
             )
@@ -267,7 +267,7 @@ class ServiceBusSink:
         return [Group(group[:middle]), Group(group[middle:])]
 
     def _transient(self, exc: BaseException) -> Transient:
-        outcome = _errors.transient(exc, self._redact, self._config.quota_retry_after)
+        outcome = _errors.transient(exc, self._config.quota_retry_after)
         if _errors.is_full(exc):
             log.warning(
                 "sink %s: %s is full or disabled (%s); consumers or an operator must make "
@@ -318,11 +318,6 @@ def _settings(connection_string: str | None) -> dict[str, str]:
         return {}
     pairs = (part.split("=", 1) for part in connection_string.split(";") if "=" in part)
     return {key.strip().lower(): value.strip() for key, value in pairs}
-
-
-def _shared_key(connection_string: str | None) -> str | None:
-    settings = _settings(connection_string)
-    return settings.get("sharedaccesskey") or settings.get("sharedaccesssignature")
 
 
 def _endpoint_host(connection_string: str | None) -> str:

@@ -1,7 +1,8 @@
 """Config of the webhook sink (light imports only: the registry imports every sink config).
 
 Validation messages never contain the value of a secret, a header or the URL (whose query
-string often carries a key, e.g. Azure Functions' `?code=`).
+string often carries a key, e.g. Azure Functions' `?code=`); the URL's password and query
+values are registered for scrubbing like secrets.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from bridge import redact
 from bridge.config_types import Duration, StrictModel, error_at, host_port_problem
+from bridge.secret import Secret
 from sinks._config import SinkConfig
 from sinks.webhook.outcome import display_url
 
@@ -35,17 +38,17 @@ RESERVED_HEADERS = frozenset(
 )
 
 
-def _split_secrets(value: Any) -> Any:
-    """One secret, several separated by whitespace (one `${VAR}` can hold both keys of a
-    rotation), or a list."""
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
+def _joined_secrets(value: Any) -> Any:
+    """One secret, several separated by whitespace (one `${VAR}` or file can hold both keys
+    of a rotation), or a list of them: one value, split when requests are signed."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return " ".join(item.strip() for item in value)
     if isinstance(value, int | float):  # YAML read it as a number: still never echo it
-        value = str(value)
-    return value.split() if isinstance(value, str) else value
+        return str(value)
+    return value
 
 
-Secrets = Annotated[list[SecretStr], BeforeValidator(_split_secrets)]
+Secrets = Annotated[Secret | None, BeforeValidator(_joined_secrets)]
 
 
 def is_webhook_secret(text: str) -> bool:
@@ -57,6 +60,17 @@ def is_webhook_secret(text: str) -> bool:
         return bool(base64.b64decode(body + "=" * (-len(body) % 4), validate=True))
     except binascii.Error:
         return False
+
+
+def webhook_secrets_problem(text: str) -> str | None:
+    """Why `text` (secrets separated by whitespace) is not a list of webhook secrets."""
+    for number, secret in enumerate(text.split(), 1):
+        if not is_webhook_secret(secret):
+            return (
+                f"secret {number} is not a Standard Webhooks secret (expected whsec_ "
+                "followed by base64; the value is not shown)"
+            )
+    return None
 
 
 class TlsConfig(StrictModel):
@@ -104,16 +118,16 @@ class Config(SinkConfig):
         "often carry keys.",
     )
     secret: Secrets = Field(
-        default_factory=list,
+        None,
         description="Standard Webhooks signing secret(s), whsec_<base64> (the prefix is "
         "optional): one string, several separated by spaces, or a list. Each request carries "
         "one v1 signature per secret in webhook-signature, so a key can be rotated without "
         "downtime. Empty: requests carry webhook-id and webhook-timestamp but no signature.",
     )
-    bearer_token: SecretStr | None = Field(
+    bearer_token: Secret | None = Field(
         None, description="Sent as `Authorization: Bearer <token>` (use ${VAR})."
     )
-    headers: dict[str, SecretStr] = Field(
+    headers: dict[str, Secret] = Field(
         default_factory=dict,
         description="Static headers added to every request (e.g. an API key); their values "
         "are treated as secrets. Content-Type, webhook-* and ce-* are set by the sink.",
@@ -159,30 +173,27 @@ class Config(SinkConfig):
         problem = host_port_problem(parts)
         if problem:
             raise ValueError(problem)
+        redact.register_url(value)
         return value
 
     @field_validator("secret")
     @classmethod
-    def _secrets_decode(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for number, secret in enumerate(value, 1):
-            if not is_webhook_secret(secret.get_secret_value()):
-                raise ValueError(
-                    f"secret {number} is not a Standard Webhooks secret (expected whsec_ "
-                    "followed by base64; the value is not shown)"
-                )
+    def _secrets_decode(cls, value: Secret | None) -> Secret | None:
+        problem = None if value is None else webhook_secrets_problem(value.get_secret_value())
+        if problem is not None:
+            source = f" (read from {value.path})" if value.path else ""
+            raise ValueError(f"{problem}{source}")
         return value
 
     @field_validator("headers")
     @classmethod
-    def _header_names(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for name, header in value.items():
+    def _header_names(cls, value: dict[str, Secret]) -> dict[str, Secret]:
+        for name in value:
             lower = name.lower()
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid header name")
             if lower in RESERVED_HEADERS or lower.startswith("ce-"):
                 raise ValueError(f"{name} is set by the webhook sink and cannot be overridden")
-            if any(char in header.get_secret_value() for char in "\r\n\0"):
-                raise ValueError(f"the value of {name} contains a line break or NUL")
         return value
 
     @field_validator("http2")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import httpx
 
 from bridge.backoff import parse_retry_after
+from bridge.redact import scrub
 from sinks._base import DELIVERED, Outcome, Permanent, SinkFatalError, Transient
 
 EXCERPT_CHARS = 200
@@ -38,8 +39,9 @@ def display_url(url: str | httpx.URL) -> str:
 
 
 def excerpt(body: bytes) -> str:
-    """The start of a response body on one line."""
-    text = " ".join(body[: EXCERPT_CHARS * 4].decode(errors="replace").split())
+    """The start of a response body on one line, secrets it echoes masked before it is cut
+    (a cut would leave part of one)."""
+    text = " ".join(scrub(body[: EXCERPT_CHARS * 4].decode(errors="replace")).split())
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
 
 

@@ -41,7 +41,7 @@ class WebhookSink:
         self.name = name
         self._config = config
         self._where = f"webhook {display_url(config.url)}"
-        self._signer = Signer(config.secret)
+        self._signer = Signer(config)
         self._slots = asyncio.Semaphore(config.concurrency)
         self._transport = transport  # tests inject httpx.MockTransport
         self._client: httpx.AsyncClient | None = None
@@ -76,7 +76,9 @@ class WebhookSink:
         deadline = min(self._config.timeout, CHECK_DEADLINE)
         try:
             async with asyncio.timeout(deadline):
-                response, _ = await exchange(client, "OPTIONS", self._config.url)
+                response, _ = await exchange(
+                    client, "OPTIONS", self._config.url, headers=self._signer.credentials()
+                )
         except (TimeoutError, httpx.TimeoutException):
             raise SinkError(f"{self._where}: no answer within {deadline:g}s") from None
         except httpx.RequestError as exc:
@@ -153,12 +155,8 @@ class WebhookSink:
     async def _new_client(self) -> httpx.AsyncClient:
         config = self._config
         tls = await asyncio.to_thread(self._tls_context)  # reads certificate files
-        headers = {"user-agent": f"dicom-changefeed-bridge/{__version__}", **REQUEST_HEADERS}
-        headers.update((name, value.get_secret_value()) for name, value in config.headers.items())
-        if config.bearer_token is not None:
-            headers["authorization"] = f"Bearer {config.bearer_token.get_secret_value()}"
         return httpx.AsyncClient(
-            headers=headers,
+            headers={"user-agent": f"dicom-changefeed-bridge/{__version__}", **REQUEST_HEADERS},
             timeout=config.timeout,
             limits=httpx.Limits(
                 max_connections=config.concurrency, max_keepalive_connections=config.concurrency

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from bridge.backoff import Backoff
 from bridge.feed import (
     METADATA_UNAVAILABLE,
+    BearerToken,
     FeedClient,
     FeedRequestError,
     FeedResetError,
     FeedSource,
     SequenceReader,
-    StaticBearer,
     TimeWindowReader,
 )
 from tests.peers.simulator import ControlError, SimulatorProcess
@@ -130,7 +130,7 @@ async def test_a_service_reset_is_reported_not_looped(simulator):
 @pytest.mark.parametrize("options, status", [({"token": "right"}, 401), ({"forbidden": True}, 403)])
 async def test_refusals_fail_with_one_line(simulator, options, status):
     sim = simulator(entries=10, **options)
-    source = source_for(sim.url, auth=StaticBearer("wrong-token-value"))
+    source = source_for(sim.url, auth=BearerToken("wrong-token-value"))
     try:
         with pytest.raises(FeedRequestError) as caught:
             await read_all(SequenceReader(source, poll_interval=0.01))
@@ -143,7 +143,7 @@ async def test_refusals_fail_with_one_line(simulator, options, status):
 
 async def test_the_right_token_is_accepted(simulator):
     sim = simulator(entries=30, seed=5, token="right-token")
-    source = source_for(sim.url, auth=StaticBearer("right-token"))
+    source = source_for(sim.url, auth=BearerToken("right-token"))
     try:
         entries = await read_all(SequenceReader(source, poll_interval=0.01))
     finally:

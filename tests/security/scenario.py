@@ -1,9 +1,9 @@
 """Bridge configs whose every secret is a canary, and the CLI run at its most talkative.
 
 `canary_sinks` routes the feed to each real peer with every secret a sink accepts set to a
-canary (`entra` gives the Entra ID options); `cli` runs `dicom-bridge --log-level DEBUG
---log-format FORMAT ...` and returns the completed process after scanning everything it
-printed (stdout and stderr) for them.
+canary (`entra` gives the Entra ID options, `in_files` moves secrets to `*_file` files);
+`cli` runs `dicom-bridge --log-level DEBUG --log-format FORMAT ...` and returns the
+completed process after scanning everything it printed (stdout and stderr) for them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from sinks.kafka.config import is_secret_property
 from tests.e2e.helpers import run_bridge, write_config
 from tests.integration.webhook.helpers import FAST_RETRY
 from tests.security import canaries
@@ -70,6 +71,35 @@ def canary_sinks(
             )
         )
     return sinks
+
+
+SECRET_KEYS = ("token", "client_secret", "secret", "bearer_token", "connection_string")
+
+
+def in_files(settings: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """`settings` (a feed's `auth`, a sink) with every secret moved to a file ending in a
+    newline, named by `<key>_file` (`headers_file` and `producer_file` for the secret
+    headers and producer properties), dead-letter target included."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def kept(value: str) -> str:
+        path = directory / f"secret-{len(list(directory.iterdir()))}"
+        path.write_text(value + "\n")
+        return str(path)
+
+    moved = dict(settings)
+    for key in SECRET_KEYS:
+        if isinstance(moved.get(key), str):
+            moved[f"{key}_file"] = kept(moved.pop(key))
+    if "headers" in moved:
+        moved["headers_file"] = {name: kept(value) for name, value in moved.pop("headers").items()}
+    if "producer" in moved:
+        producer = moved["producer"] = dict(moved["producer"])
+        secrets = [name for name in producer if is_secret_property(name)]
+        moved["producer_file"] = {name: kept(producer.pop(name)) for name in secrets}
+    if isinstance(moved.get("dead_letter"), dict):
+        moved["dead_letter"] = in_files(moved["dead_letter"], directory)
+    return moved
 
 
 def entra(secret: str) -> dict[str, str]:

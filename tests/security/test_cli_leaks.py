@@ -10,7 +10,7 @@ from tests.e2e.helpers import read_events
 from tests.peers.amqp_peer import AmqpPeer
 from tests.peers.kafka_records import read_all
 from tests.security import canaries
-from tests.security.scenario import QUEUE, canary_sinks, cli, config_file
+from tests.security.scenario import QUEUE, canary_sinks, cli, config_file, in_files
 
 ENTRIES = 30
 REJECTED = 7  # the webhook receiver refuses this sequence for good: a dead letter
@@ -18,8 +18,8 @@ REJECTED = 7  # the webhook receiver refuses this sequence for good: a dead lett
 
 @pytest.fixture
 def everything(tmp_path, simulator, receiver, kafka, new_topic, peer: AmqpPeer):
-    """A config routing a token-protected feed to a file, a webhook, Kafka and Service Bus,
-    every secret a canary; the peers accept them."""
+    """Routes from a token-protected feed to a file, a webhook, Kafka and Service Bus, every
+    secret a canary, and the peers, which accept them."""
     sim = simulator(entries=ENTRIES, seed=3, token=canaries.FEED_TOKEN.value)
     hooks = receiver([canaries.WEBHOOK_SECRET.value], bearer_token=canaries.WEBHOOK_BEARER.value)
     hooks.set_faults(reject={REJECTED: 400})
@@ -33,13 +33,19 @@ def everything(tmp_path, simulator, receiver, kafka, new_topic, peer: AmqpPeer):
         topic=topic,
         amqp_address=peer.address,
     )
-    path = config_file(tmp_path, sim.url, sinks)
-    return path, hooks, basic, kafka, topic, peer
+    return sinks, sim, hooks, basic, kafka, topic, peer
 
 
-@pytest.mark.parametrize("log_format", ["text", "json"])
-def test_a_run_to_every_peer_then_the_operator_commands_leak_nothing(everything, log_format):
-    path, hooks, basic, kafka, topic, peer = everything
+@pytest.mark.parametrize(("log_format", "secrets"), [("text", "inline"), ("json", "files")])
+def test_a_run_to_every_peer_then_the_operator_commands_leak_nothing(
+    everything, tmp_path, log_format, secrets
+):
+    sinks, sim, hooks, basic, kafka, topic, peer = everything
+    auth = canaries.feed_bearer()
+    if secrets == "files":  # each ending in a newline, as mounted secrets often do
+        sinks = [in_files(sink, tmp_path / "secrets") for sink in sinks]
+        auth = in_files(auth, tmp_path / "secrets")
+    path = config_file(tmp_path, sim.url, sinks, feed={"auth": auth})
     config = str(path)
 
     checked = cli("check", "-c", config, log_format=log_format)

@@ -30,7 +30,7 @@ BAD_SINKS: list[dict[str, Any]] = [
     webhook(url=canaries.webhook_url("ftp://127.0.0.1/hooks", user_info=True)),
     webhook(secret=canaries.WEBHOOK_SECRET.value + "!"),
     webhook(secret={"key": canaries.WEBHOOK_SECRET.value}),
-    webhook(headers={"X-Api-Key": canaries.WEBHOOK_HEADER.value + "\n"}),
+    webhook(headers={"X-Api-Key": canaries.WEBHOOK_HEADER.value + "\nX-Injected: 1"}),
     webhook(
         bearer_token=canaries.WEBHOOK_BEARER.value,
         headers={"Authorization": f"Bearer {canaries.WEBHOOK_HEADER.value}"},

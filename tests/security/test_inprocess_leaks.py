@@ -6,39 +6,17 @@ errors they raise."""
 from __future__ import annotations
 
 import asyncio
-import io
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from bridge.config import BridgeConfig, parse_config
 from bridge.feed import FeedError
-from bridge.logs import JsonFormatter, TextFormatter, setup_logging
 from bridge.pipeline import Pipeline, auth_provider, feed_client
 from sinks import create_sink
 from sinks._base import SinkError
 from tests.security import canaries
-from tests.security.scenario import canary_sinks, closed_port, config_file, entra
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """The bridge's logging at DEBUG, as the CLI sets it up, into one buffer in both the
-    text and the JSON format; restored afterwards."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    buffer = io.StringIO()
-    setup_logging("DEBUG")
-    handlers = [logging.StreamHandler(buffer), logging.StreamHandler(buffer)]
-    handlers[0].setFormatter(TextFormatter())
-    handlers[1].setFormatter(JsonFormatter())
-    root.handlers[:] = handlers
-    yield buffer
-    root.handlers[:], level = saved
-    root.setLevel(level)
+from tests.security.scenario import canary_sinks, closed_port, config_file, entra, in_files
 
 
 def load(path) -> BridgeConfig:
@@ -129,9 +107,16 @@ def secret_configs(tmp_path, peer_address: str = "127.0.0.1:9") -> list[BridgeCo
         {"type": "azure", **entra(canaries.FEED_CLIENT_SECRET.value)},
     ]
     url = f"http://{peer_address}"
-    return [
+    configs = [
         load(config_file(tmp_path, url, sinks, f"{index}.yaml", feed={"auth": auth}))
         for index, auth in enumerate(feeds)
+    ]
+    files = tmp_path / "secrets"  # every secret read from a file ending in a newline
+    from_files = [in_files(sink, files) for sink in sinks]
+    auth = in_files(feeds[2], files)
+    return [
+        *configs,
+        load(config_file(tmp_path, url, from_files, "files.yaml", feed={"auth": auth})),
     ]
 
 

@@ -7,7 +7,8 @@ import orjson
 import pytest
 
 from bridge.backoff import Backoff
-from bridge.feed import METADATA_UNAVAILABLE, FeedClient, FeedRequestError, TokenFile
+from bridge.feed import METADATA_UNAVAILABLE, BearerToken, FeedClient, FeedRequestError
+from bridge.secret import Secret
 
 FAST = Backoff(initial=0.001, maximum=0.004)
 
@@ -152,7 +153,7 @@ async def test_token_is_sent_and_never_in_errors(tmp_path):
             return httpx.Response(200, content=b"[]")
         return httpx.Response(401, text="invalid token")
 
-    async with client_for(handler, auth=TokenFile(token_file)) as client:
+    async with client_for(handler, auth=BearerToken(Secret.from_file(token_file))) as client:
         with pytest.raises(FeedRequestError) as caught:
             await client.sequence_window(0, 10, include_metadata=False)
         assert "secret" not in str(caught.value)

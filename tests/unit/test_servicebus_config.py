@@ -58,7 +58,7 @@ def test_namespace_with_entra_options_and_topic() -> None:
 def test_the_emulator_flag_is_accepted_in_any_case() -> None:
     emulator = "Endpoint=sb://localhost;SharedAccessKeyName=R;SharedAccessKey=K;"
     config = load(connection_string=emulator + "UseDevelopmentEmulator=True", queue="q")
-    assert config.connection_string.get_secret_value().endswith("UseDevelopmentEmulator=true")
+    assert config.connection_text().endswith("UseDevelopmentEmulator=true")
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from azure.servicebus.exceptions import (
 
 from sinks._base import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
 from sinks.servicebus import sink as sink_module
-from sinks.servicebus._errors import Redactor, describe, is_fatal, transient
+from sinks.servicebus._errors import describe, is_fatal, transient
 from sinks.servicebus.config import Config
 from sinks.servicebus.sink import ENVELOPE_HEADROOM, ServiceBusSink, to_message
 from tests.factories import events as make
@@ -305,9 +305,7 @@ async def test_a_token_exchange_that_broke_off_is_transient(fake) -> None:
 
 def test_a_refused_token_names_the_service_status() -> None:
     error = ServiceBusAuthenticationError(error=TokenAuthFailure(401, b"InvalidSignature: bad"))
-    assert describe(error, Redactor()).endswith(
-        "(token refused with status 401: InvalidSignature: bad)"
-    )
+    assert describe(error).endswith("(token refused with status 401: InvalidSignature: bad)")
 
 
 async def test_a_failed_connection_is_transient_and_open_says_why(fake) -> None:
@@ -371,19 +369,18 @@ def test_repr_has_no_secret() -> None:
 
 
 def test_classification_of_sdk_errors() -> None:
-    redact = Redactor()
     assert is_fatal(ServiceBusError("wrapped", error=ClientAuthenticationError("no login")))
     assert not is_fatal(ServiceBusConnectionError(message="reset"))
-    disabled = transient(MessagingEntityDisabledError(message="disabled"), redact, 60.0)
+    disabled = transient(MessagingEntityDisabledError(message="disabled"), 60.0)
     assert disabled.retry_after == 60.0
-    timeout = transient(TimeoutError("no answer"), redact, 60.0)
+    timeout = transient(TimeoutError("no answer"), 60.0)
     assert timeout == Transient("TimeoutError: no answer")
 
 
 def test_redaction_of_keys_and_signatures() -> None:
-    redact = Redactor(CONNECTION, KEY, None)
+    config()  # the configured connection string and its key are registered for scrubbing
     text = describe(
-        ValueError(f"bad {CONNECTION} and SharedAccessSignature sr=x&sig=abc%2Bdef&se=1"), redact
+        ValueError(f"bad {CONNECTION} and SharedAccessSignature sr=x&sig=abc%2Bdef&se=1")
     )
     assert KEY not in text and "abc%2Bdef" not in text
     assert text == "ValueError: bad ********** and SharedAccessSignature sr=x&sig=**********&se=1"
