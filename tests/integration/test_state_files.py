@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sqlite3
 
 from tests.e2e.helpers import (
     read_events,
@@ -32,6 +33,20 @@ def wait_delivered(tmp_path, count):
     )
 
 
+def wait_committed(state, sequence):
+    """Until the bridge committed `sequence`: deleting the state before that races the
+    commit, which notices the deletion and stops the bridge (releasing the lock)."""
+
+    def committed() -> bool:
+        try:
+            with sqlite3.connect(f"file:{state / 'offsets.db'}?mode=ro", uri=True) as db:
+                return db.execute("SELECT max(sequence) FROM offsets").fetchone()[0] == sequence
+        except sqlite3.Error:
+            return False
+
+    wait_for(committed, timeout=60, message=f"the bridge to commit sequence {sequence}")
+
+
 def test_a_state_directory_deleted_under_the_bridge_stops_it(simulator, tmp_path):
     sim = simulator(entries=30, seed=71)
     config, state = config_with_state(tmp_path, sim.url)
@@ -55,7 +70,9 @@ def test_a_second_bridge_is_refused_after_the_state_directory_was_deleted(simula
     process = start_bridge("run", "-c", str(config))
     try:
         wait_delivered(tmp_path, 30)
+        wait_committed(state, sim.state()["latest_sequence"])
         shutil.rmtree(state)
+        assert process.poll() is None
         second = run_bridge("run", "-c", str(config), "--exit-when-caught-up")
         assert second.returncode == 1
         assert "another dicom-bridge uses this state" in second.stderr
