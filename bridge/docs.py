@@ -26,7 +26,7 @@ from bridge.config import (
     NoAuth,
     SqliteOffsetsConfig,
 )
-from bridge.config_types import EntraCredential, RetryConfig
+from bridge.config_types import EntraCredential, RetryConfig, parse_duration
 from sinks import SinkConfig, config_models
 from sinks._config import FilterConfig
 
@@ -89,7 +89,8 @@ def _table(model: type[BaseModel], skip: set[str]) -> str:
         if name in skip:
             continue
         description = (field.description or "").replace("|", "/").replace("<", "&lt;")
-        rows.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {description} |")
+        kind = "duration" if _is_duration(field.metadata) else _type(field.annotation)
+        rows.append(f"| `{name}` | {kind} | {_default(field)} | {description} |")
     return "\n".join(rows)
 
 
@@ -108,11 +109,15 @@ def _default(field) -> str:
     return f"`{value}`"
 
 
+def _is_duration(metadata) -> bool:
+    return any(getattr(meta, "func", None) is parse_duration for meta in metadata)
+
+
 def _type(annotation) -> str:
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if origin is typing.Annotated:
-        return _type(args[0])
+        return "duration" if _is_duration(annotation.__metadata__) else _type(args[0])
     if origin in (typing.Union, types.UnionType):
         return " or ".join(dict.fromkeys(_type(a) for a in args))
     if origin is typing.Literal:
@@ -129,7 +134,7 @@ def _type(annotation) -> str:
     return {
         "str": "string",
         "int": "integer",
-        "float": "duration",
+        "float": "number",
         "bool": "boolean",
         "Path": "path",
         "ByteSize": "size",

@@ -37,6 +37,7 @@ class MemorySource:
         self.rows = rows
         self.page_size = page_size
         self.api_version = api_version
+        self.max_page_bytes = 8_000_000
         self.window_calls = []
         self.inflight = 0
         self.max_inflight = 0
@@ -66,14 +67,14 @@ class MemorySource:
             )
         )
 
-    async def time_window(self, start, end, offset):
+    async def time_window(self, start, end, offset, limit=None):
         low = to_ticks(start) if start else -1
         high = to_ticks(end)
         rows = sorted(
             (r for r in self.rows if low <= to_ticks(r["timestamp"]) < high),
             key=lambda r: (to_ticks(r["timestamp"]), r["sequence"]),
         )
-        return self._entries(rows[offset : offset + self.page_size])
+        return self._entries(rows[offset : offset + (limit or self.page_size)])
 
 
 async def read_until_caught_up(reader, position, limit=10_000):
@@ -207,8 +208,8 @@ async def test_v2_duplicates_from_shifting_offsets_are_dropped():
     source = MemorySource(rows, page_size=10, api_version="v2")
     served = source.time_window
 
-    async def shifting(start, end, offset):  # a late row shifts every later page by one
-        return await served(start, end, max(0, offset - 1))
+    async def shifting(start, end, offset, limit=None):  # a late row shifts later pages
+        return await served(start, end, max(0, offset - 1), limit)
 
     source.time_window = shifting  # type: ignore[method-assign]
     reader = TimeWindowReader(source, poll_interval=0.01, safety_lag=0)
