@@ -98,14 +98,20 @@ class FeedClient:
         self.last_error: str | None = None  # None while the feed answers
         self.pages = 0
         self._on_request = on_request
-        # One request at a time, `max_requests_per_second` of them: no burst.
+        # One request at a time, `max_requests_per_second` of them: no burst. The fetcher
+        # takes its turn just before the request leaves (after a helper's start, after
+        # a token fetch), so waits elsewhere cannot bunch requests up.
         rate = max_requests_per_second
-        self._limiter = AsyncLimiter(1, 1 / rate) if rate else None
-        limits = {"max_connections": max_connections, "timeout": timeout}
+        limits: dict[str, Any] = {
+            "max_connections": max_connections,
+            "timeout": timeout,
+            "max_bytes": max_page_bytes,
+            "limiter": AsyncLimiter(1, 1 / rate) if rate else None,
+        }
         self._fetch: Fetcher = (
-            HelperFetcher(**limits, max_bytes=max_page_bytes)
+            HelperFetcher(**limits)
             if helper and transport is None
-            else HttpxFetcher(**limits, max_bytes=max_page_bytes, transport=transport)
+            else HttpxFetcher(**limits, transport=transport)
         )
 
     async def close(self) -> None:
@@ -134,7 +140,6 @@ class FeedClient:
             headers = await self._auth_headers()
         except Exception as exc:  # credential errors from azure-identity, token files
             raise FeedError(f"cannot authenticate to {url}: {exc}") from None
-        await self._throttle()
         try:
             response = await self._fetch.get(url, headers)
         except httpx.TransportError as exc:
@@ -331,7 +336,6 @@ class FeedClient:
         attempt = server_errors = 0
         refreshed = False
         while True:
-            await self._throttle()
             headers = await self._auth_headers()
             started = time.monotonic()
             retry_after: float | None = None
@@ -377,10 +381,6 @@ class FeedClient:
             self.last_error = f"GET {url}: {problem}"
             await self._pause(url, problem, attempt, retry_after)
             attempt += 1
-
-    async def _throttle(self) -> None:
-        if self._limiter is not None:
-            await self._limiter.acquire()
 
     async def _auth_headers(self) -> dict[str, str]:
         authorization = await self.auth.header()

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
+from aiolimiter import AsyncLimiter
 
 from bridge import __version__
 from bridge.httphelper import (
@@ -87,6 +88,7 @@ class HttpxFetcher:
         max_connections: int,
         timeout: float,
         max_bytes: int,
+        limiter: AsyncLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         limits = httpx.Limits(
@@ -97,8 +99,11 @@ class HttpxFetcher:
         )
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.limiter = limiter
 
     async def get(self, url: str, headers: dict[str, str]) -> Answer:
+        if self.limiter is not None:
+            await self.limiter.acquire()
         status, received, body = await fetch(
             self._client, url, headers, timeout=self.timeout, max_bytes=self.max_bytes
         )
@@ -112,16 +117,26 @@ class HelperFetcher:
     #: Seconds past the helper's own deadline after which it is taken for wedged.
     grace = 5.0
 
-    def __init__(self, *, max_connections: int, timeout: float, max_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeout: float,
+        max_bytes: int,
+        limiter: AsyncLimiter | None = None,
+    ) -> None:
         self.max_connections = max_connections
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.limiter = limiter
         self._helper: _Helper | None = None
         self._ids = count()
         self._starting = asyncio.Lock()
 
     async def get(self, url: str, headers: dict[str, str]) -> Answer:
         helper = await self._running()
+        if self.limiter is not None:
+            await self.limiter.acquire()
         request_id = next(self._ids)
         reply = asyncio.get_running_loop().create_future()
         helper.pending[request_id] = reply

@@ -10,7 +10,8 @@ A window entirely at or below `latest` is final (the server's range locks make a
 until rows in range commit), so the cursor moves to the window's end even when it was empty.
 The window holding `latest` only moves the cursor to its last entry.
 
-Memory is bounded in bytes: no window is started while the windows fetched ahead hold
+Memory is bounded in bytes: no window is started while the windows fetched ahead (those
+still in flight counted at the size of the largest recent window) would pass
 `prefetch_bytes`, and a window whose answer is over `max_page_bytes` is read in smaller
 windows yielded one by one, never reassembled.
 
@@ -75,13 +76,14 @@ class SequenceReader:
             started_at = cursor
             last_index = (latest - 1) // size
             windows: deque[tuple[int, asyncio.Future]] = deque()
+            recent: deque[int] = deque(maxlen=self.prefetch)  # sizes of the last windows
             next_index = cursor // size
             try:
                 while windows or next_index <= last_index:
                     while (
                         next_index <= last_index
                         and len(windows) < self.prefetch
-                        and _held(windows) < self.prefetch_bytes
+                        and (not windows or _ahead(windows, recent) < self.prefetch_bytes)
                     ):
                         complete = (next_index + 1) * size <= latest
                         fetch = self._fetch(next_index, complete)
@@ -89,7 +91,7 @@ class SequenceReader:
                         next_index += 1
                     index, fetching = windows[0]
                     try:
-                        rows, _ = await fetching
+                        rows, window_bytes = await fetching
                     except PageTooLarge:
                         windows.popleft()
                         async for page in self._parts(index, cursor, latest):
@@ -97,6 +99,7 @@ class SequenceReader:
                             yield page
                         continue
                     windows.popleft()
+                    recent.append(window_bytes)
                     page = _page(rows, cursor, index * size, (index + 1) * size, latest)
                     cursor = page.position
                     yield page
@@ -139,12 +142,14 @@ class SequenceReader:
         return entry.sequence or 0 if entry is not None else 0
 
 
-def _held(windows: deque[tuple[int, asyncio.Future]]) -> int:
-    """Bytes of the windows fetched ahead and not yielded yet."""
+def _ahead(windows: deque[tuple[int, asyncio.Future]], recent: deque[int]) -> int:
+    """Bytes of the windows fetched ahead and not yielded yet: those still in flight at the
+    size of the largest recent window."""
+    estimate = max(recent, default=0)
     return sum(
-        fetching.result()[1]
+        fetching.result()[1] if fetching.done() and fetching.exception() is None else estimate
         for _, fetching in windows
-        if fetching.done() and not fetching.cancelled() and fetching.exception() is None
+        if not fetching.cancelled()
     )
 
 
