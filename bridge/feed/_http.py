@@ -136,7 +136,9 @@ class HelperFetcher:
     async def get(self, url: str, headers: dict[str, str]) -> Answer:
         helper = await self._running()
         if self.limiter is not None:
-            await self.limiter.acquire()
+            await self.limiter.acquire()  # after the helper's start: no burst once it is up
+            if not helper.alive:  # replaced meanwhile
+                helper = await self._running()
         request_id = next(self._ids)
         reply = asyncio.get_running_loop().create_future()
         helper.pending[request_id] = reply
