@@ -12,6 +12,7 @@ import pytest
 
 from bridge.backoff import Backoff
 from bridge.feed import Entry, FeedClient, FeedSource, SequenceReader
+from tests.e2e.helpers import read_events, run_bridge, sequences, write_config
 from tests.peers.hostile_feed import HostileFeed
 
 FAST = Backoff(initial=0.01, maximum=0.1)
@@ -139,3 +140,19 @@ async def test_half_the_answers_cut_short_by_the_simulator_lose_nothing(simulato
     assert [e.sequence for e in entries] == truth
     assert not [e for e in entries if e.poison]
     assert client.responses["invalid"] > 10
+
+
+def test_exit_when_caught_up_exits_despite_a_slow_loris_answer(tmp_path):
+    """Regression: one byte a second kept `run --exit-when-caught-up` waiting forever."""
+    with HostileFeed(entries=300) as feed:
+        feed.script("slowloris")
+        sink = {"name": "archive", "type": "file", "path": str(tmp_path / "events.jsonl")}
+        options = {"timeout": "2s", "retry": {"initial": "10ms", "max": "100ms"}}
+        config = write_config(tmp_path / "bridge.yaml", feed.url, [sink], feed=options)
+        started = time.monotonic()
+        result = run_bridge("run", "-c", str(config), "--exit-when-caught-up", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30
+    events, _ = read_events(tmp_path / "events.jsonl")
+    assert sorted(sequences(events)) == list(range(1, 301))
+    assert "no complete answer within 2s" in result.stderr
