@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
+    ByteSize,
     Field,
     ValidationError,
     ValidationInfo,
@@ -149,7 +150,29 @@ class FeedConfig(StrictModel):
         "and forwarding its entries use two CPU cores (catch-up about twice as fast); false "
         "keeps the bridge in one process.",
     )
-    timeout: Duration = Field("30s", validate_default=True, gt=0, description="HTTP timeout.")
+    timeout: Duration = Field(
+        "30s",
+        validate_default=True,
+        gt=0,
+        description="Deadline of each request to the feed, from connecting to the end of the "
+        "answer: an answer still arriving then is cut and the request retried.",
+    )
+    max_page_bytes: Annotated[ByteSize, Field(ge=64 * 1024)] = Field(
+        "4MB",
+        validate_default=True,
+        description="Largest answer the bridge reads, decoded (gzip included), checked while "
+        "it streams in. A window over it is read again in smaller windows, down to one "
+        "entry; one entry over it is sent without metadata (flagged metadata-unavailable); "
+        "one still over it without metadata is retried. Memory for answers stays below "
+        "about (2 x prefetch + 4) x this (see Operations in the README).",
+    )
+    max_requests_per_second: float | None = Field(
+        None,
+        gt=0,
+        description="Upper bound of the request rate to the feed, every request included "
+        "(retries, fallbacks, polls; no burst). Off by default: the service's 429s are "
+        "honoured anyway.",
+    )
     retry: RetryConfig = Field(
         default_factory=RetryConfig, description="Backoff between retries of failed requests."
     )

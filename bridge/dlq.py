@@ -1,10 +1,11 @@
 """`dicom-bridge dlq show|redrive`: inspect dead-lettered events and send them again.
 
 Works with file dead-letter targets (JSON Lines, rotated parts included). `redrive` rebuilds
-each event from the entry it carries (so it is formatted as the route formats it today),
-sends it with the route's sink, and removes from the file only what the sink acknowledged:
-the remaining records are written to a new file that replaces the old one atomically.
-Records of entries that still cannot be parsed stay where they are.
+each event from the entry it carries (so it is formatted as the route formats it today; a
+poison entry from the bytes the feed served, kept exactly), sends it with the route's sink,
+and removes from the file only what the sink acknowledged: the remaining records are written
+to a new file that replaces the old one atomically. Records of entries that still cannot be
+parsed stay where they are.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import orjson
 from bridge.backoff import Backoff
 from bridge.config import BridgeConfig
 from bridge.envelope import Event, Formatter
-from bridge.feed import parse_entry
+from bridge.feed import Entry, parse_entry
+from bridge.feed._entry import parse_served
 from sinks import create_sink
 from sinks._base import Delivered, Permanent
 
@@ -43,6 +45,25 @@ class Record:
             return event.get("data") if "specversion" in event else event
         entry = self.value.get("entry")
         return entry if isinstance(entry, dict) else None
+
+    def feed_entry(self) -> Entry | None:
+        """`entry` parsed; a poison record's from the element's bytes as the feed served
+        them (the record's last member, as the bridge writes it)."""
+        raw = self.entry
+        if raw is None:
+            return None
+        start = self.line.rfind(_POISON_MEMBER)
+        if "event" not in self.value and start > 0 and self.line.endswith(b"}"):
+            served = self.line[start + len(_POISON_MEMBER) : -1]
+            try:
+                if orjson.loads(served) == raw:
+                    return parse_served(served)
+            except orjson.JSONDecodeError:
+                pass
+        return parse_entry(raw)
+
+
+_POISON_MEMBER = b',"entry":'
 
 
 def dead_letter_path(config: BridgeConfig, sink: str) -> Path:
@@ -91,8 +112,7 @@ async def redrive(config: BridgeConfig, sink: str, timeout: float = 60.0) -> Red
     formatter = Formatter(config.feed.url, sink_config.format, config.feed.name)
     pending: list[tuple[Record, Event]] = []
     for record in records:
-        raw = record.entry
-        entry = parse_entry(raw) if raw is not None else None
+        entry = record.feed_entry()
         if entry is not None and not entry.poison:
             pending.append((record, formatter.event(entry)))
     unreadable = len(records) - len(pending)

@@ -26,7 +26,13 @@ from bridge.config import (
     NoAuth,
     SqliteOffsetsConfig,
 )
-from bridge.config_types import FILE_SUFFIX, EntraCredential, RetryConfig, secret_fields
+from bridge.config_types import (
+    FILE_SUFFIX,
+    EntraCredential,
+    RetryConfig,
+    parse_duration,
+    secret_fields,
+)
 from sinks import SinkConfig, config_models
 from sinks._config import FilterConfig, RouteRetryConfig
 
@@ -90,7 +96,8 @@ def _table(model: type[BaseModel], skip: set[str]) -> str:
         if name in skip:
             continue
         description = (field.description or "").replace("|", "/").replace("<", "&lt;")
-        rows.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {description} |")
+        kind = "duration" if _is_duration(field.metadata) else _type(field.annotation)
+        rows.append(f"| `{name}` | {kind} | {_default(field)} | {description} |")
         if name in secret_fields(model):
             rows.append(_file_row(name, mapping=secret_fields(model)[name]))
     return "\n".join(rows)
@@ -123,11 +130,15 @@ def _default(field) -> str:
     return f"`{value}`"
 
 
+def _is_duration(metadata) -> bool:
+    return any(getattr(meta, "func", None) is parse_duration for meta in metadata)
+
+
 def _type(annotation) -> str:
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if origin is typing.Annotated:
-        return _type(args[0])
+        return "duration" if _is_duration(annotation.__metadata__) else _type(args[0])
     if origin in (typing.Union, types.UnionType):
         return " or ".join(dict.fromkeys(_type(a) for a in args))
     if origin is typing.Literal:
@@ -144,7 +155,7 @@ def _type(annotation) -> str:
     return {
         "str": "string",
         "int": "integer",
-        "float": "duration",
+        "float": "number",
         "bool": "boolean",
         "Path": "path",
         "ByteSize": "size",

@@ -166,8 +166,8 @@ class Formatter:
         if isinstance(subject, Event):
             record["id"] = subject.id
             record["event"] = orjson.Fragment(subject.body)
-        else:
-            record["entry"] = entry.raw
+        else:  # poison: the element exactly as served, when the page gave its bytes
+            record["entry"] = orjson.Fragment(entry.json) if entry.json is not None else entry.raw
         attributes = {"id": f"{self.name}/dead-letter/{sink}/{entry.sequence}", "type": "dead"}
         return Event(entry, attributes, _dumps(record))
 

@@ -215,6 +215,8 @@ def feed_client(feed: FeedConfig, on_request=None, *, helper: bool = False) -> F
         feed.api_version,
         auth=auth_provider(feed),
         timeout=feed.timeout,
+        max_page_bytes=feed.max_page_bytes,
+        max_requests_per_second=feed.max_requests_per_second,
         backoff=Backoff(feed.retry.initial, feed.retry.max),
         fallback_after=feed.metadata_retries,
         max_connections=feed.prefetch + 2,  # httpcore scans every pooled connection per request

@@ -15,10 +15,11 @@ from bridge.feed._auth import (
     NoAuth,
     azure_credential,
 )
-from bridge.feed._client import METADATA_UNAVAILABLE, FeedClient, MalformedPage, parse_page
+from bridge.feed._client import METADATA_UNAVAILABLE, FeedClient, PageTooLarge
 from bridge.feed._entry import DEFAULT_PARTITION, Entry, parse_entry
 from bridge.feed._errors import FeedError, FeedRequestError, FeedResetError
 from bridge.feed._page import Page
+from bridge.feed._parse import MalformedPage, parse_page
 from bridge.feed._sequence import SequenceReader
 from bridge.feed._source import FeedSource
 from bridge.feed._timestamps import from_ticks, now_ticks, to_ticks
@@ -44,6 +45,7 @@ __all__ = [
     "MalformedPage",
     "NoAuth",
     "Page",
+    "PageTooLarge",
     "Reader",
     "SequenceReader",
     "TimePosition",

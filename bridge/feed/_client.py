@@ -1,17 +1,26 @@
-"""HTTP access to the change feed: keep-alive GETs (`_http`), retries, parsing.
+"""HTTP access to the change feed: retries, parsing, fallbacks.
 
-Transient failures (connection errors, timeouts, 408/429/5xx, a truncated or unparseable
-body) are retried with backoff for as long as it takes: data is never skipped. Requests the
-service refuses (400/401/403/404) raise `FeedRequestError`, one line naming the URL.
+Requests the service refuses (400/401/403/404) raise `FeedRequestError`, one line naming the
+URL. Every other failure is transient: retried with backoff (honouring `Retry-After`) for as
+long as it takes, never skipped, never dead-lettered. That is connection errors, a request
+running over `timeout` (the whole request: connecting, headers and body), 408/429/5xx, and
+any answer that is not the page asked for (`bridge.feed._parse`). Each shows in
+`last_error` (readiness), a warning and `responses` (by HTTP status, or "error", "timeout",
+"invalid", "oversize"; exported as metrics).
+
+An entry is poison only when a well-formed page holds an element `parse_entry` rejects the
+same way on two reads in a row (a proxy can corrupt one read); it keeps its served bytes.
 
 Two failures do not go away by retrying, and must not stall the bridge forever:
-- a page with `includeMetadata=true` answering 500 (one missing metadata blob fails the whole
-  page on the real server), and
-- a page whose body never parses (e.g. DICOM JSON the service cannot serialise).
-After `fallback_after` attempts, such a page is read again without metadata and then entry
-by entry, so the good entries go through, entries whose metadata cannot be read are flagged
-`metadata-unavailable`, and an entry that still cannot be parsed becomes a poison entry for
-the dead-letter target.
+- a page with `includeMetadata=true` answering 500 `fallback_after` times (one missing
+  metadata blob fails the whole page on the real server): it is read without metadata, then
+  each entry that should carry metadata alone with it; those that still fail come without,
+  flagged `metadata-unavailable`;
+- an answer larger than `max_page_bytes` once decoded: the window is read again in smaller
+  windows (`PageTooLarge` for a reader to split; `sequence_parts`), down to one entry; one
+  entry over it is read without metadata (flagged); one still over it is transient.
+
+`max_requests_per_second` bounds every request, retries and fallbacks included.
 """
 
 from __future__ import annotations
@@ -19,34 +28,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import httpx
-import orjson
+from aiolimiter import AsyncLimiter
 
 from bridge.backoff import Backoff, parse_retry_after
 from bridge.feed._auth import AuthProvider, NoAuth
-from bridge.feed._entry import Entry, parse_entry, parse_served
+from bridge.feed._entry import Entry
 from bridge.feed._errors import FeedError, FeedRequestError
 from bridge.feed._http import Answer, Fetcher, HelperFetcher, HttpxFetcher, url_with
+from bridge.feed._parse import (
+    MalformedPage,
+    check_time_page,
+    check_window,
+    page_of,
+    parse_latest,
+)
 from bridge.feed._timestamps import from_ticks, to_ticks
+from bridge.httphelper import AnswerRefused, TooLarge
 from bridge.redact import scrub
 
 log = logging.getLogger("bridge.feed")
 
+T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 METADATA_UNAVAILABLE = "metadata-unavailable"
-#: States whose entries carry metadata when it is asked for (changefeed-api.md §4).
+DEFAULT_MAX_PAGE_BYTES = 4_000_000
+#: States whose entries carry metadata when it is asked for.
 _WITH_METADATA = frozenset({"Current", "Replaced"})
 
 
-class MalformedPage(Exception):
-    """A 200 response whose body is not a JSON array (or object, for latest)."""
+class PageTooLarge(Exception):
+    """The answer to a request for several entries is over `max_page_bytes`: read the
+    window in smaller ones."""
 
 
 class _Exhausted(Exception):
-    """The attempt budget of a fallback-able request ran out."""
+    """A page with metadata kept answering 500."""
 
 
 class FeedClient:
@@ -59,6 +80,8 @@ class FeedClient:
         *,
         auth: AuthProvider | None = None,
         timeout: float = 30.0,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+        max_requests_per_second: float | None = None,
         backoff: Backoff | None = None,
         fallback_after: int = 3,
         max_connections: int = 32,
@@ -71,15 +94,25 @@ class FeedClient:
         self.auth = auth or NoAuth()
         self.backoff = backoff or Backoff()
         self.fallback_after = max(1, fallback_after)
-        self.responses: dict[str, int] = {}  # by status code, "error" for transport errors
+        self.max_page_bytes = max_page_bytes
+        self.responses: dict[str, int] = {}  # by status code, or error/timeout/invalid/oversize
         self.last_error: str | None = None  # None while the feed answers
         self.pages = 0
         self._on_request = on_request
-        self._base = f"{self.base_url}/{api_version}"
+        # One request at a time, `max_requests_per_second` of them: no burst. The fetcher
+        # takes its turn just before the request leaves (after a helper's start, after
+        # a token fetch), so waits elsewhere cannot bunch requests up.
+        rate = max_requests_per_second
+        limits: dict[str, Any] = {
+            "max_connections": max_connections,
+            "timeout": timeout,
+            "max_bytes": max_page_bytes,
+            "limiter": AsyncLimiter(1, 1 / rate) if rate else None,
+        }
         self._fetch: Fetcher = (
-            HelperFetcher(max_connections=max_connections, timeout=timeout)
+            HelperFetcher(**limits)
             if helper and transport is None
-            else HttpxFetcher(max_connections=max_connections, timeout=timeout, transport=transport)
+            else HttpxFetcher(**limits, transport=transport)
         )
 
     async def close(self) -> None:
@@ -98,105 +131,144 @@ class FeedClient:
         """The newest entry, or None on an empty feed (204, an empty body or `null`). It
         can be poison: only its sequence is sure, and a latest entry whose sequence cannot
         be read is retried like a truncated body (the end of the feed must be known)."""
-        params = {"includeMetadata": "false"}
-        while True:
-            response = await self._get("/changefeed/latest", params)
-            try:
-                return _parse_latest(response)
-            except MalformedPage as exc:
-                await self._pause(response.url, f"unparseable latest: {exc}", 0, None)
+        return await self._request("/changefeed/latest", {"includeMetadata": "false"}, parse_latest)
 
     async def probe(self) -> Entry | None:
         """One attempt at `latest`, no retries: for `check` and `offsets show`, which must
         answer promptly. Raises FeedError with one line on any failure."""
         url = url_with(self._url("/changefeed/latest"), {"includeMetadata": "false"})
         try:
-            response = await self._fetch.get(url, await self._auth_headers())
-        except httpx.TransportError as exc:
-            raise FeedError(f"cannot reach {url}: {_describe(exc)}") from None
+            headers = await self._auth_headers()
         except Exception as exc:  # credential errors from azure-identity, token files
             raise FeedError(f"cannot authenticate to {url}: {exc}") from None
+        try:
+            response = await self._fetch.get(url, headers)
+        except httpx.TransportError as exc:
+            raise FeedError(f"cannot reach {url}: {_describe(exc)}") from None
+        except AnswerRefused as exc:
+            raise FeedError(f"unexpected answer from {url}: {exc}") from None
         if response.status not in (200, 204):
             raise FeedRequestError(response.status, url, _excerpt(response))
         try:
-            return _parse_latest(response)
+            return parse_latest(response)
         except MalformedPage as exc:
             raise FeedError(f"unexpected answer from {url}: {exc}") from None
 
     async def sequence_window(self, offset: int, limit: int, include_metadata: bool) -> list[Entry]:
-        """v1: the entries with sequence in (offset, offset+limit], in sequence order."""
+        """v1: the entries with sequence in (offset, offset+limit], in sequence order,
+        read in smaller windows if the answer is over `max_page_bytes`."""
+        return [
+            entry
+            async for _, part in self.sequence_parts(offset, limit, include_metadata)
+            for entry in part
+        ]
 
-        def params(offset: int, limit: int, metadata: bool) -> dict[str, Any]:
+    async def sequence_parts(
+        self, offset: int, limit: int, include_metadata: bool, *, whole: bool = True
+    ) -> AsyncIterator[tuple[int, list[Entry]]]:
+        """v1: the window (offset, offset+limit] as consecutive windows whose answers fit
+        `max_page_bytes`: (end of the window, its entries) each. The whole window is tried
+        first unless `whole` is false (it is known not to fit)."""
+        pending = [(offset, limit)] if whole else _halves(offset, limit)
+        while pending:
+            start, width = pending.pop()
+            try:
+                entries = await self.sequence_page(start, width, include_metadata)
+            except PageTooLarge as exc:
+                log.info("window (%d, %d] read in halves: %s", start, start + width, exc)
+                pending += _halves(start, width)
+                continue
+            yield start + width, entries
+
+    async def sequence_page(self, offset: int, limit: int, include_metadata: bool) -> list[Entry]:
+        """v1: one window in one answer; raises PageTooLarge if it is over `max_page_bytes`
+        and holds more than one sequence."""
+
+        def query(metadata: bool) -> dict[str, Any]:
             return {"offset": offset, "limit": limit, "includeMetadata": _bool(metadata)}
 
-        async def read_sequence(sequence: int, metadata: bool) -> list[Entry]:
-            return await self._page(params(sequence - 1, 1, metadata))
-
         async def reread(entry: Entry) -> list[Entry]:
-            return await read_sequence(entry.sequence, True)
+            params = {"offset": entry.sequence - 1, "limit": 1, "includeMetadata": "true"}
+            check = partial(check_window, offset=entry.sequence - 1, limit=1)
+            return await self._page(params, check, splittable=True, with_metadata=True)
 
-        try:
-            return await self._page(params(offset, limit, include_metadata))
-        except _Exhausted as exc:
-            log.warning("reading (%d, %d] entry by entry: %s", offset, offset + limit, exc)
-        if include_metadata:
-            entries = await self._try_without_metadata(params(offset, limit, False))
-            if entries is not None:
-                return await self._restore_metadata(entries, reread)
-        entries = []
-        for sequence in range(offset + 1, offset + limit + 1):
-            entries += await self._read_single(read_sequence, sequence, include_metadata, sequence)
-        return entries
+        check = partial(check_window, offset=offset, limit=limit)
+        return await self._window(query, check, limit, include_metadata, reread)
 
     async def time_window(
         self, start: str | None, end: str, offset: int, limit: int, include_metadata: bool
     ) -> list[Entry]:
         """v2: rows with start <= timestamp < end in (timestamp, sequence) order, skipping
-        `offset` rows. `start`/`end` are sent as given (explicit zone, `+` encoded)."""
+        `offset` rows, read in smaller pages if an answer is over `max_page_bytes`."""
+        rows: list[Entry] = []
+        size = limit
+        while len(rows) < limit:
+            asked = min(size, limit - len(rows))
+            try:
+                part = await self.time_page(start, end, offset + len(rows), asked, include_metadata)
+            except PageTooLarge:
+                size = max(1, asked // 2)
+                continue
+            rows += part
+            if len(part) < asked:
+                break
+        return rows
 
-        def params(start: str | None, end: str, offset: int, limit: int, metadata: bool):
-            query: dict[str, Any] = {
-                "endTime": end,
-                "offset": offset,
-                "limit": limit,
-                "includeMetadata": _bool(metadata),
-            }
-            if start is not None:
-                query["startTime"] = start
-            return query
+    async def time_page(
+        self, start: str | None, end: str, offset: int, limit: int, include_metadata: bool
+    ) -> list[Entry]:
+        """v2: one page in one answer; raises PageTooLarge if it is over `max_page_bytes`
+        and `limit` is more than one row. `start`/`end` are sent as given (explicit zone,
+        `+` encoded)."""
 
-        async def read_offset(position: int, metadata: bool) -> list[Entry]:
-            return await self._page(params(start, end, position, 1, metadata))
+        def query(metadata: bool, first: str | None = start, last: str = end) -> dict[str, Any]:
+            params: dict[str, Any] = {"endTime": last, "offset": offset, "limit": limit}
+            params["includeMetadata"] = _bool(metadata)
+            if first is not None:
+                params["startTime"] = first
+            return params
 
         async def reread(entry: Entry) -> list[Entry]:
             # Every row with exactly this timestamp; the caller picks the same sequence.
             moment = entry.timestamp
             after = from_ticks(to_ticks(moment) + 1)
-            return await self._page(params(moment, after, 0, 200, True))
+            params = {**query(True, moment, after), "offset": 0, "limit": 200}
+            check = partial(check_time_page, start=moment, end=after, limit=200)
+            return await self._page(params, check, splittable=True, with_metadata=True)
 
-        try:
-            return await self._page(params(start, end, offset, limit, include_metadata))
-        except _Exhausted as exc:
-            log.warning("reading [%s, %s) row by row from offset %d: %s", start, end, offset, exc)
-        if include_metadata:
-            entries = await self._try_without_metadata(params(start, end, offset, limit, False))
-            if entries is not None:
-                return await self._restore_metadata(entries, reread)
-        entries = []
-        for position in range(offset, offset + limit):
-            found = await self._read_single(read_offset, position, include_metadata, None)
-            if not found:
-                break
-            entries += found
-        return entries
+        check = partial(check_time_page, start=start, end=end, limit=limit)
+        return await self._window(query, check, limit, include_metadata, reread)
 
     # -- fallbacks ------------------------------------------------------------------------
 
-    async def _try_without_metadata(self, params: dict[str, Any]) -> list[Entry] | None:
+    async def _window(
+        self,
+        query: Callable[[bool], dict[str, Any]],
+        check: Callable[[list[Entry]], None],
+        limit: int,
+        include_metadata: bool,
+        reread: Callable[[Entry], Awaitable[list[Entry]]],
+    ) -> list[Entry]:
+        """One page; with metadata, the fallbacks for a page that cannot be served with it
+        (500s) and for a single entry too large with it."""
         try:
-            return await self._page(params)
-        except _Exhausted:
-            return None
+            return await self._page(
+                query(include_metadata),
+                check,
+                splittable=limit > 1 or include_metadata,
+                with_metadata=include_metadata,
+            )
+        except PageTooLarge:
+            if limit > 1:
+                raise
+            url = self._page_url(query(False))
+            log.warning("the entry of %s is too large with its metadata: read without", url)
+            return _flagged(await self._page(query(False), check, splittable=False))
+        except _Exhausted as exc:
+            url = self._page_url(query(False))
+            log.warning("%s fails with metadata (%s): read without, then entry by entry", url, exc)
+        entries = await self._page(query(False), check, splittable=limit > 1)
+        return await self._restore_metadata(entries, reread)
 
     async def _restore_metadata(
         self, entries: list[Entry], reread: Callable[[Entry], Awaitable[list[Entry]]]
@@ -210,99 +282,106 @@ class FeedClient:
                 continue
             try:
                 found = await reread(entry)
-            except _Exhausted as exc:
+            except (_Exhausted, PageTooLarge) as exc:
                 log.warning("metadata of sequence %s unavailable: %s", entry.sequence, exc)
                 found = []
-            match = next((e for e in found if e.sequence == entry.sequence), None)
-            if match is None:
-                entry.flags = (*entry.flags, METADATA_UNAVAILABLE)
-                match = entry
-            restored.append(match)
+            match = next((e for e in found if e.sequence == entry.sequence and not e.poison), None)
+            restored.append(match or _flagged([entry])[0])
         return restored
-
-    async def _read_single(
-        self,
-        read: Callable[[int, bool], Awaitable[list[Entry]]],
-        key: int,
-        include_metadata: bool,
-        sequence: int | None,
-    ) -> list[Entry]:
-        """One entry of a window that failed as a whole: with metadata if asked, else
-        without (flagged), else a poison entry carrying the reason."""
-        try:
-            return await read(key, include_metadata)
-        except _Exhausted as exc:
-            reason = str(exc)
-        if include_metadata:
-            try:
-                found = await read(key, False)
-            except _Exhausted as exc:
-                reason = str(exc)
-            else:
-                for entry in found:
-                    entry.flags = (*entry.flags, METADATA_UNAVAILABLE)
-                return found
-        return [_unreadable(sequence, reason)]
 
     # -- HTTP ---------------------------------------------------------------------------
 
-    async def _page(self, params: dict[str, Any]) -> list[Entry]:
-        """One page. Raises `_Exhausted` when the body never parses, or when a page with
-        metadata keeps answering 500; every other failure is retried without limit."""
-        with_metadata = params["includeMetadata"] == "true"
-        attempts = 0
+    async def _page(
+        self,
+        params: dict[str, Any],
+        check: Callable[[list[Entry]], None],
+        *,
+        splittable: bool,
+        with_metadata: bool = False,
+    ) -> list[Entry]:
+        """One checked page. Its poison entries are believed when a second read serves the
+        same ones (a proxy can corrupt one read)."""
+        seen: list[bytes | None] | None = None
         while True:
-            response = await self._get(
-                "/changefeed", params, budget=self.fallback_after if with_metadata else None
+            entries = await self._request(
+                "/changefeed",
+                params,
+                partial(page_of, check=check, limit=int(params["limit"])),
+                splittable=splittable,
+                with_metadata=with_metadata,
             )
-            try:
-                entries = parse_page(response.content)
-            except MalformedPage as exc:
-                attempts += 1
-                if attempts >= self.fallback_after:
-                    raise _Exhausted(f"unparseable page: {exc}") from None
-                await self._pause(response.url, f"unparseable page: {exc}", attempts - 1, None)
-                continue
-            self.pages += 1
-            return entries
+            poison = [entry.json for entry in entries if entry.poison]
+            if not poison or poison == seen:
+                self.pages += 1
+                return entries
+            first = next(entry for entry in entries if entry.poison)
+            log.warning(
+                "%s holds %d unreadable entries (sequence %s: %s); reading it again to confirm",
+                self._page_url(params), len(poison), first.sequence, first.problem,
+            )  # fmt: skip
+            seen = poison
 
-    async def _get(self, path: str, params: dict[str, Any], *, budget: int | None = None) -> Answer:
-        """GET with retries. With a `budget`, 500s count against it (a 500 that persists on
-        an includeMetadata page is the fallback case); other transient errors never do."""
+    async def _request(
+        self,
+        path: str,
+        params: dict[str, Any],
+        accept: Callable[[Answer], T],
+        *,
+        splittable: bool = False,
+        with_metadata: bool = False,
+    ) -> T:
+        """GET until `accept` takes a 200/204 answer, retrying every transient failure.
+        Raises `PageTooLarge` for an answer over the cap when `splittable`, `_Exhausted`
+        when a request `with_metadata` answers 500 `fallback_after` times."""
         url = url_with(self._url(path), params)
-        attempt = 0
-        server_errors = 0
+        attempt = server_errors = 0
         refreshed = False
         while True:
             headers = await self._auth_headers()
             started = time.monotonic()
+            retry_after: float | None = None
             try:
-                response = await self._fetch.get(url, headers)
+                answer = await self._fetch.get(url, headers)
+            except TooLarge as exc:
+                status = "oversize"
+                if splittable:
+                    self._count(status, started)
+                    raise PageTooLarge(str(exc)) from None
+                problem = f"{exc} (feed.max_page_bytes: {self.max_page_bytes} bytes)"
+            except AnswerRefused as exc:
+                status, problem = "invalid", str(exc)
+            except httpx.TimeoutException as exc:
+                status, problem = "timeout", _describe(exc)
             except httpx.TransportError as exc:
-                self._count("error", started)
-                self.last_error = f"cannot reach {url}: {_describe(exc)}"
-                await self._pause(url, _describe(exc), attempt, None)
-                attempt += 1
-                continue
-            status = response.status
-            self._count(str(status), started)
-            if status in (200, 204):
-                self.last_error = None
-                return response
-            self.last_error = f"{status} from GET {url}: {_excerpt(response)}"
-            if status in TRANSIENT_STATUSES or status >= 500:
-                if status == 500 and budget is not None:
-                    server_errors += 1
-                    if server_errors >= budget:
-                        raise _Exhausted(f"{status} {_excerpt(response)}")
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                await self._pause(url, f"{status} {_excerpt(response)}", attempt, retry_after)
-                attempt += 1
-                continue
-            if status == 401 and not refreshed and await self.auth.refresh():
-                refreshed = True
-                continue
-            raise FeedRequestError(status, url, _excerpt(response))
+                status, problem = "error", f"cannot reach the feed: {_describe(exc)}"
+            else:
+                status = str(answer.status)
+                retry_after = parse_retry_after(answer.headers.get("retry-after"))
+                if answer.status in (200, 204):
+                    try:
+                        result = accept(answer)
+                    except MalformedPage as exc:
+                        status, problem = "invalid", f"not a change-feed answer: {exc}"
+                    else:
+                        self._count(status, started)
+                        self.last_error = None
+                        return result
+                elif answer.status in TRANSIENT_STATUSES or answer.status >= 500:
+                    problem = f"{answer.status} {_excerpt(answer)}"
+                    server_errors += answer.status == 500
+                    if with_metadata and server_errors >= self.fallback_after:
+                        self._count(status, started)
+                        raise _Exhausted(problem)
+                else:
+                    self._count(status, started)
+                    if answer.status == 401 and not refreshed and await self.auth.refresh():
+                        refreshed = True
+                        continue
+                    raise FeedRequestError(answer.status, url, _excerpt(answer))
+            self._count(status, started)
+            self.last_error = f"GET {url}: {problem}"
+            await self._pause(url, problem, attempt, retry_after)
+            attempt += 1
 
     async def _auth_headers(self) -> dict[str, str]:
         authorization = await self.auth.header()
@@ -315,76 +394,33 @@ class FeedClient:
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{self.api_version}{path}"
 
+    def _page_url(self, params: dict[str, Any]) -> str:
+        return url_with(self._url("/changefeed"), params)
+
     async def _pause(self, url: Any, reason: str, attempt: int, retry_after: float | None):
         delay = self.backoff.delay(attempt, retry_after)
         log.warning("feed request GET %s failed (%s); retrying in %.1fs", url, reason, delay)
         await asyncio.sleep(delay)
 
 
-def parse_page(body: bytes) -> list[Entry]:
-    """A change-feed page: a JSON array of entries (each parsed tolerantly)."""
-    entries = _cut_page(body)
-    if entries is not None:
-        return entries
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedPage(f"invalid JSON ({exc}) in {len(body)} bytes") from None
-    if not isinstance(value, list):
-        raise MalformedPage(f"expected a JSON array, got {type(value).__name__}")
-    return [parse_entry(item) for item in value]
+def _halves(offset: int, limit: int) -> list[tuple[int, int]]:
+    """The two halves of a window, the first last (popped first)."""
+    half = limit // 2
+    halves = ((offset + half, limit - half), (offset, half))
+    return [(start, width) for start, width in halves if width]
 
 
-_FIRST, _NEXT = b'[{"sequence":', b',{"sequence":'
-
-
-def _cut_page(body: bytes) -> list[Entry] | None:
-    """Cut a page as the server writes it (compact, `sequence` first) into its entries'
-    exact bytes, so they can be forwarded without being encoded again. A cut inside a
-    string value leaves a piece that does not parse: then None, and the page is parsed
-    whole instead. So is a page with line breaks: events embed these bytes, and JSON Lines
-    sinks need each event on one line."""
-    if not (body.startswith(_FIRST) and body.endswith(b"}]")) or b"\n" in body or b"\r" in body:
-        return None
-    entries = []
-    start, end = 1, len(body) - 1
-    while start < end:
-        cut = body.find(_NEXT, start, end)
-        stop = end if cut < 0 else cut
-        try:
-            entries.append(parse_served(body[start:stop]))
-        except orjson.JSONDecodeError:
-            return None
-        start = stop + 1
+def _flagged(entries: list[Entry]) -> list[Entry]:
+    for entry in entries:
+        entry.flags = (*entry.flags, METADATA_UNAVAILABLE)
     return entries
-
-
-def _parse_latest(response: Answer) -> Entry | None:
-    body = response.content.strip()
-    if response.status == 204 or not body or body == b"null":
-        return None
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedPage(f"invalid JSON ({exc})") from None
-    entry = parse_entry(value)
-    if entry.sequence is None:  # the sequence is what readers need of the latest entry
-        raise MalformedPage(entry.problem or "invalid entry")
-    return entry
-
-
-def _unreadable(sequence: int | None, reason: str) -> Entry:
-    entry = parse_entry(None)
-    entry.sequence = sequence
-    entry.problem = f"entry cannot be read: {reason}"
-    return entry
 
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _describe(exc: httpx.TransportError) -> str:
+def _describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 

@@ -6,16 +6,20 @@ speed the machine allows. `HelperFetcher` hands each GET to a child process
 (`python -m bridge.httphelper`), which performs it with its own keep-alive
 `httpx.AsyncClient` and sends back status, headers and body; the bridge process then does
 no HTTP client work at all. `HttpxFetcher` does the same in-process (probes, tests, and
-`feed.http_helper: false`). Both raise httpx's transport exceptions, so everything above
-them (retries, auth, parsing, fallbacks) is the same.
+`feed.http_helper: false`). Both make the GET with `bridge.httphelper.fetch` (a deadline
+for the whole request, a bounded decoded body) and raise httpx's transport exceptions,
+`TooLarge` or `AnswerRefused`, so everything above them is the same.
 
-A helper that dies fails its pending requests as `httpx.ReadError` (the client retries
-them) and the next request starts a new one. The child exits when its stdin closes.
+A helper that dies, answers beyond its bounds or stops answering (no answer `grace`
+seconds past its own deadline) is killed and reaped; its pending requests fail as
+`httpx.ReadError` (the client retries them) and the next request starts a new one. The
+child exits when its stdin closes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -25,11 +29,26 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
+from aiolimiter import AsyncLimiter
 
 from bridge import __version__
-from bridge.httphelper import LENGTH, read_frame
+from bridge.httphelper import (
+    ACCEPT_ENCODING,
+    ERROR_BODY_BYTES,
+    HEAD_BYTES,
+    LENGTH,
+    AnswerRefused,
+    TooLarge,
+    fetch,
+    read_frame,
+)
 
-HEADERS = {"Accept": "application/json", "User-Agent": f"dicom-changefeed-bridge/{__version__}"}
+HEADERS = {
+    "Accept": "application/json",
+    "Accept-Encoding": ACCEPT_ENCODING,
+    "User-Agent": f"dicom-changefeed-bridge/{__version__}",
+}
+_REFUSALS = {"TooLarge": TooLarge, "AnswerRefused": AnswerRefused}
 
 
 @dataclass(slots=True)
@@ -68,6 +87,8 @@ class HttpxFetcher:
         *,
         max_connections: int,
         timeout: float,
+        max_bytes: int,
+        limiter: AsyncLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         limits = httpx.Limits(
@@ -76,87 +97,140 @@ class HttpxFetcher:
         self._client = httpx.AsyncClient(
             timeout=timeout, limits=limits, headers=HEADERS, transport=transport
         )
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.limiter = limiter
 
     async def get(self, url: str, headers: dict[str, str]) -> Answer:
-        response = await self._client.get(url, headers=headers)
-        return Answer(
-            response.status_code,
-            {k.lower(): v for k, v in response.headers.items()},
-            response.content,
-            url,
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        status, received, body = await fetch(
+            self._client, url, headers, timeout=self.timeout, max_bytes=self.max_bytes
         )
+        return Answer(status, received, bytes(body), url)
 
     async def close(self) -> None:
         await self._client.aclose()
 
 
 class HelperFetcher:
-    def __init__(self, *, max_connections: int, timeout: float) -> None:
-        self._arguments = [str(max_connections), str(timeout)]
-        self._process: asyncio.subprocess.Process | None = None
-        self._reader_task: asyncio.Task | None = None
-        self._pending: dict[int, asyncio.Future] = {}
+    #: Seconds past the helper's own deadline after which it is taken for wedged.
+    grace = 5.0
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeout: float,
+        max_bytes: int,
+        limiter: AsyncLimiter | None = None,
+    ) -> None:
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.limiter = limiter
+        self._helper: _Helper | None = None
         self._ids = count()
         self._starting = asyncio.Lock()
 
     async def get(self, url: str, headers: dict[str, str]) -> Answer:
-        process = await self._running()
+        helper = await self._running()
+        if self.limiter is not None:
+            await self.limiter.acquire()  # after the helper's start: no burst once it is up
+            if not helper.alive:  # replaced meanwhile
+                helper = await self._running()
         request_id = next(self._ids)
         reply = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = reply
+        helper.pending[request_id] = reply
         frame = orjson.dumps({"id": request_id, "url": url, "headers": HEADERS | headers})
+        stdin = helper.process.stdin
         try:
-            process.stdin.write(LENGTH.pack(len(frame)) + frame)
-            await process.stdin.drain()
-            head, body = await reply
+            async with asyncio.timeout(self.timeout + self.grace):
+                stdin.write(LENGTH.pack(len(frame)) + frame)
+                await stdin.drain()
+                head, body = await reply
+        except TimeoutError:
+            await helper.stop()
+            raise httpx.ReadTimeout("the HTTP helper process stopped answering") from None
         except (BrokenPipeError, ConnectionResetError):
             raise httpx.ReadError("the HTTP helper process exited") from None
         finally:
-            self._pending.pop(request_id, None)
+            helper.pending.pop(request_id, None)
         if "error" in head:
-            error = getattr(httpx, head["error"], httpx.TransportError)
-            if not (isinstance(error, type) and issubclass(error, httpx.TransportError)):
-                error = httpx.TransportError
-            raise error(head["message"])
+            raise _error(head["error"], head["message"])
         return Answer(head["status"], head["headers"], body, url)
 
     async def close(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.returncode is None:
-            process.stdin.close()
-            try:
-                await asyncio.wait_for(process.wait(), 5)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        if self._reader_task is not None:
-            self._reader_task.cancel()
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            await helper.close()
 
-    async def _running(self) -> asyncio.subprocess.Process:
+    async def _running(self) -> _Helper:
         async with self._starting:
-            if self._process is None or self._process.returncode is not None:
-                self._process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bridge.httphelper", *self._arguments,
+            if self._helper is None or not self._helper.alive:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bridge.httphelper",
+                    str(self.max_connections), str(self.timeout), str(self.max_bytes),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 )  # fmt: skip
-                self._reader_task = asyncio.create_task(self._read(self._process))
-            return self._process
+                self._helper = _Helper(process, max(self.max_bytes, ERROR_BODY_BYTES))
+            return self._helper
 
-    async def _read(self, process: asyncio.subprocess.Process) -> None:
-        """Hand each answer to its request; fail the pending ones if the helper dies."""
+
+class _Helper:
+    """One helper process, the requests waiting for its answers and the task reading them.
+    However it ends, the process is killed and reaped and its pending requests fail."""
+
+    def __init__(self, process: asyncio.subprocess.Process, body_limit: int) -> None:
+        self.process = process
+        self.body_limit = body_limit  # a larger answer means the helper misbehaves
+        self.pending: dict[int, asyncio.Future] = {}
+        self._stopped = False
+        self._reader = asyncio.create_task(self._read())
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopped and self.process.returncode is None
+
+    async def _read(self) -> None:
+        """Hand each answer to its request, until the helper exits or misbehaves."""
+        stdout = self.process.stdout
         try:
             while True:
-                head = orjson.loads(await read_frame(process.stdout))
-                body = await read_frame(process.stdout)
-                reply = self._pending.get(head["id"])
+                head = orjson.loads(await read_frame(stdout, HEAD_BYTES))
+                body = await read_frame(stdout, self.body_limit)
+                reply = self.pending.get(head["id"])
                 if reply is not None and not reply.done():
                     reply.set_result((head, body))
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, KeyError, TypeError):
             pass
-        if self._process is process:  # the next request starts a new helper
-            self._process = None
-        for reply in self._pending.values():
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Kill and reap the process now; fail the requests waiting for it."""
+        self._stopped = True
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        await self.process.wait()
+        for reply in self.pending.values():
             if not reply.done():
                 reply.set_exception(BrokenPipeError())
+
+    async def close(self) -> None:
+        """Let the process exit (its stdin closed), kill it if it lingers."""
+        self._stopped = True
+        if self.process.returncode is None:
+            self.process.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 5)
+        await self.stop()
+        self._reader.cancel()
+
+
+def _error(name: str, message: str) -> Exception:
+    """The exception a helper reported, by class name (a transport error if unknown)."""
+    error = _REFUSALS.get(name) or getattr(httpx, name, httpx.TransportError)
+    if not (isinstance(error, type) and issubclass(error, (httpx.TransportError, AnswerRefused))):
+        error = httpx.TransportError
+    return error(message)

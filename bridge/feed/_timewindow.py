@@ -8,6 +8,9 @@ timestamp, so offsets stay small (the server reads offset+limit rows per request
 
 Windows overlap at their boundary timestamp; rows are de-duplicated by sequence (a bounded
 set of recent ones) and, after a restart, by the stored (timestamp, sequence) position.
+
+A page whose answer is over `max_page_bytes` is asked again for half the rows (down to one);
+the size grows back page by page.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import NamedTuple
 
 import orjson
 
+from bridge.feed._client import PageTooLarge
 from bridge.feed._entry import Entry
 from bridge.feed._errors import FeedResetError
 from bridge.feed._page import Page
@@ -103,9 +107,13 @@ class TimeWindowReader:
         start_ticks = position.ticks if position else None
         skip = 0
         end_text = from_ticks(end)
-        size = self.source.page_size
+        size = limit = self.source.page_size
         while True:
-            rows = await self.source.time_window(start, end_text, skip)
+            try:
+                rows = await self.source.time_window(start, end_text, skip, limit)
+            except PageTooLarge:
+                limit = max(1, limit // 2)
+                continue
             entries: list[Entry] = []
             for row in rows:
                 key = _key(row)
@@ -126,8 +134,9 @@ class TimeWindowReader:
                 skip += len(rows)
             caught_up = position is not None and position.key >= latest
             yield Page(entries, position, caught_up, 0)
-            if len(rows) < size:
+            if len(rows) < limit:
                 return
+            limit = min(size, 2 * limit)
 
     async def _latest(self, position: TimePosition | None) -> tuple[tuple[int, int] | None, int]:
         """The latest entry's (ticks, sequence) or None on an empty feed, and its sequence."""

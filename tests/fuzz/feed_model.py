@@ -8,13 +8,13 @@ and what a correct reader must make of them (`kind`):
   values come in any casing, with unknown fields, duplicated keys, metadata up to MBs.
 - `bad`: valid JSON the bridge cannot understand (a field missing or of the wrong type,
   not an object): a poison entry, carrying its sequence when `sequence_readable`.
-- `unparseable`: bytes no JSON parser accepts in any context (invalid UTF-8, NaN, a
-  1e400, a lone surrogate, a control character, 1100 levels of nesting, truncation,
-  trailing garbage): its whole page fails, and read entry by entry it becomes poison.
 
-A `Feed` serves those rows with v1 semantics (`answer`), optionally replacing whole
-windows by garbage (a body that is not a JSON array), for the mock transport and the
-loopback server alike.
+A `Feed` serves those rows with v1 semantics (`answer`), for the mock transport and the
+loopback server alike. The first reads of some windows get garbage instead, as from a
+broken proxy: a body that is not a JSON array, or the page with one row replaced by bytes
+no JSON parser accepts in any context (`unparseable_rows`: invalid UTF-8, NaN, a 1e400, a
+lone surrogate, a control character, 1100 levels of nesting, truncation, trailing
+garbage). Such answers are transient: read again until the page comes, never poison.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def _wrong(name: str) -> st.SearchStrategy[Any]:
 class Row:
     sequence: int
     body: bytes
-    kind: Literal["good", "bad", "unparseable"]
+    kind: Literal["good", "bad", "unparseable"]  # unparseable: only in garbage answers
     value: Any = None  # the decoded object (good and bad rows)
     sequence_readable: bool = True
 
@@ -221,13 +221,8 @@ def unparseable_rows(draw: st.DrawFn, sequence: int) -> Row:
 
 
 def rows(sequence: int, *, huge: bool = False) -> st.SearchStrategy[Row]:
-    """Any row, mostly good ones."""
-    return st.one_of(
-        good_rows(sequence, huge=huge),
-        good_rows(sequence),
-        bad_rows(sequence),
-        unparseable_rows(sequence),
-    )
+    """Any row a server can serve, mostly good ones."""
+    return st.one_of(good_rows(sequence, huge=huge), good_rows(sequence), bad_rows(sequence))
 
 
 def _decodes_to(body: bytes, value: Any) -> bool:
@@ -256,20 +251,25 @@ GARBAGE_PAGES = st.one_of(
 
 @dataclass
 class Feed:
-    """Rows by sequence, served with v1 window semantics; `garbage` replaces the answer to
-    whole-window requests (by window number), not to the entry-by-entry reads."""
+    """Rows by sequence, served with v1 window semantics; `garbage` (by window number)
+    holds the answers the first whole-window requests get instead of the page."""
 
     rows: dict[int, Row]
     page_size: int
     separator: bytes = b","
-    garbage: dict[int, bytes] = field(default_factory=dict)
+    garbage: dict[int, list[bytes]] = field(default_factory=dict)
 
     @property
     def latest(self) -> int:
         return max(self.rows, default=0)
 
-    def page(self, offset: int, limit: int) -> bytes:
-        bodies = [row.body for s, row in sorted(self.rows.items()) if offset < s <= offset + limit]
+    def page(self, offset: int, limit: int, replaced: Row | None = None) -> bytes:
+        """The page of (offset, offset+limit], with `replaced` served for its sequence."""
+        bodies = [
+            replaced.body if replaced and s == replaced.sequence else row.body
+            for s, row in sorted(self.rows.items())
+            if offset < s <= offset + limit
+        ]
         return b"[" + self.separator.join(bodies) + b"]"
 
     def answer(self, url: str) -> tuple[int, bytes]:
@@ -282,8 +282,8 @@ class Feed:
             return 404, b"not found"
         offset, limit = int(query["offset"]), int(query["limit"])
         window, misaligned = divmod(offset, self.page_size)
-        if not misaligned and limit == self.page_size and window in self.garbage:
-            return 200, self.garbage[window]
+        if not misaligned and limit == self.page_size and self.garbage.get(window):
+            return 200, self.garbage[window].pop(0)
         return 200, self.page(offset, limit)
 
     @property
@@ -298,18 +298,26 @@ class Feed:
 @st.composite
 def feeds(draw: st.DrawFn, max_sequence: int = 30) -> Feed:
     """A feed of up to `max_sequence` sequences with gaps, at most one huge entry, and
-    garbage windows. Its latest row always names its sequence (the end of the feed must
-    be knowable; an unreadable latest is retried, never skipped)."""
+    windows whose first reads get garbage. Its latest row always names its sequence (the
+    end of the feed must be knowable; an unreadable latest is retried, never skipped)."""
     sequences = sorted(draw(st.sets(st.integers(1, max_sequence), min_size=1, max_size=20)))
     huge = draw(st.sampled_from([None, *sequences]))
     feed_rows = {s: draw(rows(s, huge=s == huge)) for s in sequences[:-1]}
     last = sequences[-1]
     feed_rows[last] = draw(good_rows(last) | bad_rows(last, readable=True))
     page_size = draw(st.integers(2, 10))
-    windows = st.integers(0, (last - 1) // page_size)
-    return Feed(
-        feed_rows,
-        page_size,
-        separator=draw(st.sampled_from([b",", b",", b", ", b",\n"])),
-        garbage=draw(st.dictionaries(windows, GARBAGE_PAGES, max_size=2)),
-    )
+    feed = Feed(feed_rows, page_size, separator=draw(st.sampled_from([b",", b", ", b",\n"])))
+    for window in draw(st.sets(st.integers(0, (last - 1) // page_size), max_size=2)):
+        feed.garbage[window] = draw(st.lists(garbage(feed, window), min_size=1, max_size=3))
+    return feed
+
+
+@st.composite
+def garbage(draw: st.DrawFn, feed: Feed, window: int) -> bytes:
+    """A broken answer to a window: not an array, or its page with one row unparseable."""
+    offset = window * feed.page_size
+    inside = [s for s in feed.rows if offset < s <= offset + feed.page_size]
+    if not inside or draw(st.booleans()):
+        return draw(GARBAGE_PAGES)
+    replaced = draw(unparseable_rows(draw(st.sampled_from(inside))))
+    return feed.page(offset, feed.page_size, replaced)

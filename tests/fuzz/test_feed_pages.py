@@ -28,10 +28,12 @@ FORMATTERS = [Formatter("https://dicom.test", fmt) for fmt in ("cloudevents", "r
 
 @st.composite
 def pages(draw: st.DrawFn) -> bytes:
-    """One window of a fuzzed feed, whole or cut short."""
+    """One window of a fuzzed feed, whole or cut short, or a garbage answer to it."""
     feed: Feed = draw(feeds())
     window = draw(st.integers(0, (feed.latest - 1) // feed.page_size))
     body = feed.page(window * feed.page_size, feed.page_size)
+    if feed.garbage and draw(st.booleans()):
+        body = draw(st.sampled_from([b for bodies in feed.garbage.values() for b in bodies]))
     if draw(st.integers(0, 9)) == 0:
         body = body[: draw(st.integers(0, len(body)))]
     return body

