@@ -20,6 +20,7 @@ from sinks import create_sink
 from sinks.servicebus import sink as servicebus_sink
 from tests.factories import events
 from tests.integration.webhook.helpers import OTHER_SECRET, SECRET
+from tests.peers.feed_mock import StreamingMock
 from tests.security.echo import EchoPeer
 from tests.unit.test_servicebus_sink import FakeClient, FakeSender
 
@@ -58,9 +59,7 @@ async def test_the_feed_sends_a_rotated_token_with_its_next_request(tmp_path):
         return httpx.Response(200, content=b"[]")
 
     auth = BearerToken(Secret.from_file(token))
-    async with FeedClient(
-        "http://dicom.test", auth=auth, transport=httpx.MockTransport(answer)
-    ) as c:
+    async with FeedClient("http://dicom.test", auth=auth, transport=StreamingMock(answer)) as c:
         await c.sequence_window(0, 10, include_metadata=False)
         rotate(token, "second-token")
         await c.sequence_window(10, 10, include_metadata=False)

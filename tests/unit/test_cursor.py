@@ -25,6 +25,7 @@ from bridge.feed import (
 from bridge.offsets import Fingerprint
 from bridge.offsets.memory import MemoryOffsetStore
 from tests.factories import entry_json
+from tests.peers.feed_mock import StreamingMock
 
 BASE = to_ticks("2024-05-10T16:00:00+00:00")
 LOG = logging.LoggerAdapter(logging.getLogger("test"), {"sink": "a"})
@@ -53,7 +54,7 @@ class Feed:
         return FeedClient(
             "http://dicom.test",
             version,
-            transport=httpx.MockTransport(self.answer),
+            transport=StreamingMock(self.answer),
             backoff=Backoff(0.001, 0.002),
         )
 
