@@ -13,7 +13,7 @@ import time
 from typing import Any, Protocol
 
 from bridge import redact
-from bridge.feed._errors import FeedError
+from bridge.feed._errors import FeedError, TokenUnavailable
 from bridge.secret import Secret, clean
 
 AZURE_DICOM_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
@@ -100,7 +100,7 @@ class AzureAuth:
             try:
                 token = await self._credential.get_token(self._scope)
             except CredentialError as exc:
-                raise FeedError(str(exc)) from None
+                raise (FeedError if exc.refused else TokenUnavailable)(str(exc)) from None
             redact.register(token.token, source=f"entra {self._scope}")
             self._value = f"Bearer {token.token}"
             self._expires_on = float(token.expires_on)

@@ -38,7 +38,7 @@ from aiolimiter import AsyncLimiter
 from bridge.backoff import Backoff, parse_retry_after
 from bridge.feed._auth import AuthProvider, NoAuth
 from bridge.feed._entry import Entry
-from bridge.feed._errors import FeedError, FeedRequestError
+from bridge.feed._errors import FeedError, FeedRequestError, TokenUnavailable
 from bridge.feed._http import Answer, Fetcher, HelperFetcher, HttpxFetcher, url_with
 from bridge.feed._parse import (
     MalformedPage,
@@ -337,11 +337,12 @@ class FeedClient:
         attempt = server_errors = 0
         refreshed = False
         while True:
-            headers = await self._auth_headers()
             started = time.monotonic()
             retry_after: float | None = None
             try:
-                answer = await self._fetch.get(url, headers)
+                answer = await self._fetch.get(url, await self._auth_headers())
+            except TokenUnavailable as exc:
+                status, problem = "error", str(exc)
             except TooLarge as exc:
                 status = "oversize"
                 if splittable:

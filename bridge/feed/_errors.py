@@ -16,6 +16,11 @@ class FeedRequestError(FeedError):
         super().__init__(f"{status} {_REASONS.get(status, 'error')} from GET {url}: {detail}")
 
 
+class TokenUnavailable(Exception):
+    """No token now, though the identity was not refused (its endpoint could not be
+    reached): retried like a request that got no answer."""
+
+
 class FeedResetError(FeedError):
     """The stored cursor is ahead of the feed: the DICOM service was reset or restored."""
 

@@ -1,13 +1,22 @@
 """FeedClient against in-process fake responses (httpx.MockTransport)."""
 
 import time
+import types
 
 import httpx
 import orjson
 import pytest
 
 from bridge.backoff import Backoff
-from bridge.feed import METADATA_UNAVAILABLE, BearerToken, FeedClient, FeedRequestError
+from bridge.feed import (
+    METADATA_UNAVAILABLE,
+    AzureAuth,
+    BearerToken,
+    CredentialError,
+    FeedClient,
+    FeedError,
+    FeedRequestError,
+)
 from bridge.secret import Secret
 from tests.peers.feed_mock import StreamingMock
 
@@ -214,3 +223,42 @@ async def test_v2_times_are_sent_with_an_encoded_plus():
     assert "startTime=2024-05-10T16%3A12%3A03.1234567%2B00%3A00" in query
     assert "endTime=2024-05-10T17%3A00%3A00%2B00%3A00" in query
     assert seen[0].path == "/v2/changefeed"
+
+
+class _FlakyIdentity:
+    """An Entra identity whose token endpoint fails `failures` times, then answers."""
+
+    def __init__(self, failures: int, *, refused: bool) -> None:
+        self.failures, self.refused, self.asked = failures, refused, 0
+
+    async def get_token(self, *scopes: str):
+        self.asked += 1
+        if self.asked <= self.failures:
+            raise CredentialError("no Microsoft Entra ID token (test): down", refused=self.refused)
+        return types.SimpleNamespace(token="entra-token", expires_on=time.time() + 3600)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_an_unreachable_token_endpoint_is_retried_like_the_feed_itself():
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers["authorization"])
+        return httpx.Response(200, json=entry(7, "Current", False))
+
+    identity = _FlakyIdentity(2, refused=False)
+    async with client_for(handler, auth=AzureAuth(identity)) as client:
+        latest = await client.latest()
+    assert latest.sequence == 7 and identity.asked == 3
+    assert seen == ["Bearer entra-token"]
+    assert client.responses.get("error") == 2
+
+
+async def test_a_refused_identity_stops_at_once_with_one_line():
+    identity = _FlakyIdentity(1, refused=True)
+    async with client_for(lambda request: httpx.Response(204), auth=AzureAuth(identity)) as client:
+        with pytest.raises(FeedError, match="no Microsoft Entra ID token"):
+            await client.latest()
+    assert identity.asked == 1
