@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import logging
 from collections.abc import Sequence
@@ -185,12 +186,15 @@ class ServiceBusSink:
 
     async def _deliver(self, items: list[Item], outcomes: list[Outcome | None]) -> None:
         """Send `items` in order, filling `outcomes`; at the first failure, every item not
-        yet delivered gets that failure's outcome."""
+        yet delivered gets that failure's outcome (those after the failed batch as not
+        attempted: a retry budget counts from an event's first real send)."""
+        trying = items  # what a failure now was an attempt at
         try:
             sender = await self._connected(self._config.send_timeout)
             groups = await self._pack(sender, items)
             while groups:
                 group = groups.pop(0)
+                trying = group.items
                 try:
                     await self._send_group(sender, group)
                 except MessageSizeExceededError as exc:
@@ -201,11 +205,11 @@ class ServiceBusSink:
         except SinkFatalError:
             raise
         except SinkError as exc:  # could not connect
-            self._fail_rest(outcomes, items, Transient(str(exc)))
+            self._fail_rest(outcomes, items, trying, Transient(str(exc)))
         except Exception as exc:
             if _errors.is_fatal(exc):
                 raise _errors.fatal(exc, self.where) from None
-            self._fail_rest(outcomes, items, self._transient(exc))
+            self._fail_rest(outcomes, items, trying, self._transient(exc))
 
     async def _pack(self, sender: ServiceBusSender, items: list[Item]) -> list[Group]:
         """Items in order, grouped into batches within the size limit and the service's
@@ -280,10 +284,14 @@ class ServiceBusSink:
         return outcome
 
     @staticmethod
-    def _fail_rest(outcomes: list[Outcome | None], items: list[Item], outcome: Transient) -> None:
+    def _fail_rest(
+        outcomes: list[Outcome | None], items: list[Item], tried: list[Item], outcome: Transient
+    ) -> None:
+        held_back = dataclasses.replace(outcome, attempted=False)
+        attempted = {item.index for item in tried}
         for item in items:
             if outcomes[item.index] is None:
-                outcomes[item.index] = outcome
+                outcomes[item.index] = outcome if item.index in attempted else held_back
 
 
 def to_message(event: Event, config: Config) -> ServiceBusMessage:

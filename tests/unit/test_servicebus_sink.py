@@ -241,10 +241,12 @@ async def test_a_failure_fails_the_rest_without_sending_it(fake, monkeypatch) ->
     sender.failures = [None, ServiceBusServerBusyError(message="busy")]
     outcomes = await ServiceBusSink(config(), name="q").send(events(6))
     assert outcomes[:2] == [DELIVERED] * 2
-    assert len(set(outcomes[2:])) == 1
+    assert len({outcome.reason for outcome in outcomes[2:]}) == 1
     assert outcomes[2].reason.startswith("throttled by Service Bus: ServiceBusServerBusyError")
     assert outcomes[2].retry_after is None
     assert sender.sent == [ids(1, 2)]  # nothing after the failed batch went out
+    # Only the failed batch was attempted: a retry budget does not count for the others.
+    assert [outcome.attempted for outcome in outcomes[2:]] == [True, True, False, False]
 
 
 async def test_a_full_entity_waits_the_quota_delay_and_logs_it(fake) -> None:
