@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"sink {sink.name} ({sink.type}): {sink.where}")
 
         async def main() -> int:
-            await _start_over_if_ahead(config)
+            await _start_over_where_the_feed_differs(config)
             appending = asyncio.create_task(_append_studies(simulator.url)) if args.follow else None
             try:
                 return await run_pipeline(config, exit_when_caught_up=not args.follow)
@@ -92,19 +92,48 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-async def _start_over_if_ahead(config) -> None:
-    """Delete the cursors a previous `--follow` run left ahead of the fresh simulator."""
-    from bridge.admin import offsets_reset, offsets_show
+async def _start_over_where_the_feed_differs(config) -> None:
+    """Delete the cursors the fresh simulator does not hold: ahead of it (a `--follow` run
+    appended studies) or standing on an entry it does not have (another `--seed` or
+    `--entries`). The demo owns its simulator, so starting over is the honest answer."""
+    from bridge.admin import offsets_reset
+    from bridge.cursor import same_entry
+    from bridge.offsets import open_store
+    from bridge.pipeline import feed_client, feed_lookup
 
-    rows, _ = await offsets_show(config)
-    ahead = [row for row in rows if row.latest is not None and (row.sequence or 0) > row.latest]
+    store = open_store(config.offsets)
+    try:
+        stored = {row.sink: row for row in await store.list(config.feed.name)}
+    finally:
+        await store.close()
+    client = feed_client(config.feed)
+    ahead, elsewhere = [], []
+    try:
+        latest = await client.latest()
+        lookup = feed_lookup(config.feed, client)
+        for sink in config.sinks:
+            row = stored.get(sink.name)
+            fingerprint = row.fingerprint if row else None
+            if row and (row.sequence or 0) > (latest.sequence or 0 if latest else 0):
+                ahead.append(sink.name)
+            elif fingerprint and not same_entry(
+                fingerprint, await lookup.find(fingerprint.sequence, fingerprint.timestamp)
+            ):
+                elsewhere.append(sink.name)
+    finally:
+        await client.close()
     if ahead:
         print(
-            f"cursors of {', '.join(row.sink for row in ahead)} are ahead of this fresh "
-            "simulator (a `demo --follow` run appended studies): starting them over"
+            f"cursors of {', '.join(ahead)} are ahead of this fresh simulator "
+            "(a `demo --follow` run appended studies): starting them over"
         )
-    for row in ahead:
-        await offsets_reset(config, row.sink, to_latest=False)
+    if elsewhere:
+        print(
+            f"cursors of {', '.join(elsewhere)} stand on entries not in this fresh simulator "
+            "(another --seed or --entries): starting them over"
+        )
+    for sink in ahead + elsewhere:
+        await offsets_reset(config, sink, to_latest=False)
 
 
 async def _append_studies(url: str) -> None:

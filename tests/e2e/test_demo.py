@@ -52,3 +52,21 @@ def test_a_demo_after_a_follow_run_starts_its_cursors_over(tmp_path, simulator):
     assert again.returncode == 0, again.stderr
     assert "ahead of" not in again.stdout
     assert len(read_events(output)[0]) == len(after)
+
+
+def test_a_demo_on_another_seed_starts_its_cursors_over(tmp_path, simulator):
+    """Another `--seed` builds another feed below the same cursors: their entries differ."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    output = tmp_path / "out" / "events.jsonl"
+    demo = ["demo", "--port", str(free_port())]
+    first = run_bridge(*demo, "--seed", "1", "--entries", str(ENTRIES), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before, _ = read_events(output)
+
+    # Larger: the cursor lies inside the new feed, only its entry tells them apart.
+    result = run_bridge(*demo, "--seed", "2", "--entries", str(2 * ENTRIES), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "not in this fresh simulator" in result.stdout
+    after, _ = read_events(output)
+    feed = [entry["sequence"] for entry in simulator(entries=2 * ENTRIES, seed=2).entries()]
+    assert sorted(sequences(after[len(before) :])) == feed
