@@ -101,7 +101,10 @@ class _PipelineCollector:
         yield info
 
         requests = CounterMetricFamily(
-            "dicom_bridge_feed_requests", "Change-feed requests by HTTP status.", labels=["status"]
+            "dicom_bridge_feed_requests",
+            "Change-feed requests by outcome: the HTTP status, or error (no answer), timeout, "
+            "invalid (not a change-feed answer), oversize (over feed.max_page_bytes).",
+            labels=["status"],
         )
         for status, count in sorted(client.responses.items()):
             requests.add_metric([status], count)
