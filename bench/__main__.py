@@ -1,4 +1,4 @@
-"""`make bench`: the bridge against baselines and limits, measured in one run (issue 8).
+"""`make bench`: the bridge against baselines and limits, measured in one run.
 
     python -m bench                       # every workload at full size (several minutes)
     python -m bench --quick               # smaller, for a quick look

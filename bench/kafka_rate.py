@@ -30,9 +30,9 @@ import yaml
 from confluent_kafka import Producer
 
 from bridge.config import parse_config
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
-from bridge.pipeline import Pipeline
+from bridge.core.entry import parse_entry
+from bridge.delivery.format import Formatter
+from bridge.runtime.pipeline import Pipeline
 from bridge.simulator.process import SimulatorSubprocess
 from sinks.kafka._records import RecordBuilder
 from tests.peers.kafka_mock import KafkaMock

@@ -31,9 +31,9 @@ import yaml
 from azure.servicebus.aio import ServiceBusClient
 
 from bridge.config import parse_config
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
-from bridge.pipeline import Pipeline
+from bridge.core.entry import parse_entry
+from bridge.delivery.format import Formatter
+from bridge.runtime.pipeline import Pipeline
 from bridge.simulator.process import SimulatorSubprocess
 from sinks.servicebus.config import Config
 from sinks.servicebus.sink import ENVELOPE_HEADROOM, to_message

@@ -32,9 +32,9 @@ from standardwebhooks import Webhook
 
 from bench.simulator_rate import cpu_seconds
 from bridge.config import parse_config
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
-from bridge.pipeline import Pipeline
+from bridge.core.entry import parse_entry
+from bridge.delivery.format import Formatter
+from bridge.runtime.pipeline import Pipeline
 from bridge.simulator.process import SimulatorSubprocess
 from sinks.webhook.request import BATCH_CONTENT_TYPE
 from sinks.webhook.signing import batch_webhook_id, webhook_id

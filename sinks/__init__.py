@@ -8,7 +8,7 @@ when a sink of that type is created, so a client library (confluent-kafka, azure
 is loaded only by configs that use it.
 
 Adding a sink type is one line in `SINK_TYPES`. A sink's `config.py` imports only
-`sinks._config` and `bridge.config_types` (never `bridge.config`, which imports this
+`sinks._config` and `bridge.core.configspec` (never `bridge.config`, which imports this
 registry), and leaves secret values out of its validation messages.
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import importlib
 
-from bridge.config_types import tagged_union
-from sinks._base import Sink
+from bridge.core.configspec import tagged_union
+from bridge.core.sink import Sink
 from sinks._config import FilterConfig, SinkConfig
 
 SINK_TYPES: dict[str, str] = {

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, ByteSize, Field, ValidationInfo, field_validator
 
-from bridge.config_types import Duration, RetryConfig, StrictModel, error_at
+from bridge.core.configspec import Duration, RetryConfig, StrictModel, error_at
 
 if TYPE_CHECKING:
-    from bridge.feed import Entry
-    from sinks import AnySinkConfig
+    from bridge.core.entry import Entry
+
 
 Format = Literal["cloudevents", "cloudevents-binary", "raw"]
 
@@ -209,3 +209,10 @@ class SinkConfig(StrictModel):
         if batch_size is not None and value < batch_size:
             raise ValueError(f"must be at least batch_size ({batch_size})")
         return value
+
+
+if TYPE_CHECKING:
+    # The union of every registered sink's config is built by the registry, which imports
+    # this module: checkers see the base class, and the registry resolves the name for
+    # pydantic (`model_rebuild`) once every sink type is known.
+    AnySinkConfig = SinkConfig

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bridge.envelope import Event
+    from bridge.core.event import Event
 
 
 def json_lines(events: Sequence[Event]) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bridge import redact
+from bridge.core import redact
 from tests import network_guard as guard
 from tests.peers.simulator import SimulatorProcess
 
@@ -18,7 +18,17 @@ _GUARD_LOG = pytest.StashKey[Path]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if _distributing(config):
+        return  # each pytest-xdist worker guards the processes it starts itself
     config.stash[_GUARD_LOG] = guard.install()
+
+
+def _distributing(config: pytest.Config) -> bool:
+    """This process hands the tests to pytest-xdist workers (which it starts: they must not
+    inherit the guard of the processes tests start, which would refuse their own tests'
+    connections before pytest-socket does)."""
+    workers = config.getoption("numprocesses", None)
+    return bool(workers) and not hasattr(config, "workerinput")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

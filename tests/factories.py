@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.envelope import Event, Formatter
-from bridge.feed import Entry, parse_entry
+from bridge.core.entry import Entry, parse_entry
+from bridge.core.event import Event
+from bridge.delivery.format import Formatter
 
 SOURCE = "https://dicom.example"
 TIMESTAMP = "2024-05-10T16:12:03.1234567+00:00"

@@ -25,8 +25,8 @@ import orjson
 import uvloop
 
 from bench.baselines.sinks import bare_sink
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
+from bridge.core.entry import parse_entry
+from bridge.delivery.format import Formatter
 
 
 async def windows(args, http: httpx.AsyncClient, on_page=None) -> int:

@@ -4,7 +4,7 @@
 
 Per iteration: GET latest, GET the page `(cursor, cursor+L]`, send its events and wait for
 the sink, then commit the cursor (SQLite, synchronous=FULL) — the loop of
-changefeed-api.md §6 (page 100 is the documented maximum; DICOMcast uses 10). Prints one
+docs/changefeed.md (page 100 is the documented maximum; DICOMcast uses 10). Prints one
 JSON line: entries, seconds, requests.
 """
 
@@ -18,8 +18,8 @@ import httpx
 import orjson
 
 from bench.baselines.sinks import bare_sink
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
+from bridge.core.entry import parse_entry
+from bridge.delivery.format import Formatter
 
 
 def main() -> None:

@@ -10,33 +10,26 @@ from bridge.feed._auth import (
     AuthProvider,
     AzureAuth,
     BearerToken,
-    CredentialError,
-    EntraIdentity,
     NoAuth,
-    azure_credential,
 )
 from bridge.feed._client import METADATA_UNAVAILABLE, FeedClient, PageTooLarge
-from bridge.feed._entry import DEFAULT_PARTITION, Entry, parse_entry
 from bridge.feed._errors import FeedError, FeedRequestError, FeedResetError
 from bridge.feed._page import Page
 from bridge.feed._parse import MalformedPage, parse_page
 from bridge.feed._sequence import SequenceReader
 from bridge.feed._source import FeedSource
-from bridge.feed._timestamps import from_ticks, now_ticks, to_ticks
+from bridge.feed._timestamps import TICKS_PER_SECOND, from_ticks, now_ticks, to_ticks
 from bridge.feed._timewindow import TimePosition, TimeWindowReader
 
 Reader = SequenceReader | TimeWindowReader
 
 __all__ = [
     "AZURE_DICOM_SCOPE",
-    "DEFAULT_PARTITION",
     "METADATA_UNAVAILABLE",
+    "TICKS_PER_SECOND",
     "AuthProvider",
     "AzureAuth",
     "BearerToken",
-    "CredentialError",
-    "EntraIdentity",
-    "Entry",
     "FeedClient",
     "FeedError",
     "FeedRequestError",
@@ -50,10 +43,8 @@ __all__ = [
     "SequenceReader",
     "TimePosition",
     "TimeWindowReader",
-    "azure_credential",
     "from_ticks",
     "now_ticks",
-    "parse_entry",
     "parse_page",
     "to_ticks",
 ]

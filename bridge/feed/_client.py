@@ -35,9 +35,10 @@ from typing import Any, TypeVar
 import httpx
 from aiolimiter import AsyncLimiter
 
-from bridge.backoff import Backoff, parse_retry_after
+from bridge.core.backoff import Backoff, parse_retry_after
+from bridge.core.entry import Entry
+from bridge.core.redact import scrub
 from bridge.feed._auth import AuthProvider, NoAuth
-from bridge.feed._entry import Entry
 from bridge.feed._errors import FeedError, FeedRequestError, TokenUnavailable
 from bridge.feed._http import Answer, Fetcher, HelperFetcher, HttpxFetcher, url_with
 from bridge.feed._parse import (
@@ -48,8 +49,7 @@ from bridge.feed._parse import (
     parse_latest,
 )
 from bridge.feed._timestamps import from_ticks, to_ticks
-from bridge.httphelper import AnswerRefused, TooLarge
-from bridge.redact import scrub
+from bridge.helper import AnswerRefused, TooLarge
 
 log = logging.getLogger("bridge.feed")
 

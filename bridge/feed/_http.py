@@ -3,10 +3,10 @@
 Reading the feed is mostly HTTP client work (httpx, in Python), and routing its entries is
 Python work too: in one process they take turns on one core, and catch-up runs at half the
 speed the machine allows. `HelperFetcher` hands each GET to a child process
-(`python -m bridge.httphelper`), which performs it with its own keep-alive
+(`python -m bridge.helper`), which performs it with its own keep-alive
 `httpx.AsyncClient` and sends back status, headers and body; the bridge process then does
 no HTTP client work at all. `HttpxFetcher` does the same in-process (probes, tests, and
-`feed.http_helper: false`). Both make the GET with `bridge.httphelper.fetch` (a deadline
+`feed.http_helper: false`). Both make the GET with `bridge.helper.fetch` (a deadline
 for the whole request, a bounded decoded body) and raise httpx's transport exceptions,
 `TooLarge` or `AnswerRefused`, so everything above them is the same.
 
@@ -32,7 +32,7 @@ import orjson
 from aiolimiter import AsyncLimiter
 
 from bridge import __version__
-from bridge.httphelper import (
+from bridge.helper import (
     ACCEPT_ENCODING,
     ERROR_BODY_BYTES,
     HEAD_BYTES,
@@ -169,7 +169,7 @@ class HelperFetcher:
         async with self._starting:
             if self._helper is None or not self._helper.alive:
                 process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bridge.httphelper",
+                    sys.executable, "-m", "bridge.helper",
                     str(self.max_connections), str(self.timeout), str(self.max_bytes),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 )  # fmt: skip

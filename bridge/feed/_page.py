@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.feed._entry import Entry
+from bridge.core.entry import Entry
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import orjson
 
-from bridge.feed._entry import Entry, parse_entry, parse_served
+from bridge.core.entry import Entry, parse_entry, parse_served
 from bridge.feed._http import Answer
 from bridge.feed._timestamps import to_ticks
 

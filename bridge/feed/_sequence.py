@@ -25,8 +25,8 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 
+from bridge.core.entry import Entry
 from bridge.feed._client import PageTooLarge
-from bridge.feed._entry import Entry
 from bridge.feed._errors import FeedResetError
 from bridge.feed._page import Page
 from bridge.feed._source import FeedSource, size_of

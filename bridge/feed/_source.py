@@ -20,8 +20,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from bridge.core.entry import Entry
 from bridge.feed._client import FeedClient
-from bridge.feed._entry import Entry
 
 #: What an entry costs in memory beyond its served bytes (the Entry object, its strings).
 ENTRY_OVERHEAD = 600

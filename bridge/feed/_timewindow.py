@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 import orjson
 
+from bridge.core.entry import Entry
 from bridge.feed._client import PageTooLarge
-from bridge.feed._entry import Entry
 from bridge.feed._errors import FeedResetError
 from bridge.feed._page import Page
 from bridge.feed._sequence import LATEST_MAX_AGE

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from bridge.blockingio import SerialThread, os_reason
+from bridge.core.blockingio import SerialThread, os_reason
 from bridge.offsets import Fingerprint, OffsetStoreError, StoredOffset
 
 if TYPE_CHECKING:

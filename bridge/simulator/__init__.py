@@ -1,5 +1,5 @@
 """A faithful local stand-in for the DICOM change feed of Microsoft's DICOM server and the
-Azure Health Data Services DICOM service (changefeed-api.md §8), so the bridge and its
+Azure Health Data Services DICOM service (docs/changefeed.md), so the bridge and its
 tests run without Azure.
 
 Feed routes: `GET /v1.0-prerelease|/v1|/v2` + `/changefeed` and `/changefeed/latest`, with

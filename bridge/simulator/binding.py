@@ -1,6 +1,6 @@
 """Query-string model binding as ASP.NET Core does it for the change-feed actions.
 
-Reproduced because clients are tested against the exact 400s (changefeed-api.md §3):
+Reproduced because clients are tested against the exact 400s (docs/changefeed.md, Query parameters):
 - names match case-insensitively, the first value wins, unknown names are ignored;
 - integers go through .NET's `Int32Converter`/`Int64Converter` (trimmed, optional sign,
   `0x`/`&h`/`#` hexadecimal in two's complement), booleans through `bool.Parse`

@@ -1,4 +1,4 @@
-"""The change-feed routes: `/v{1.0-prerelease|1|2}/changefeed[/latest]` (changefeed-api.md §1-§7).
+"""The change-feed routes: `/v{1.0-prerelease|1|2}/changefeed[/latest]` (docs/changefeed.md).
 
 Order of checks, as the real pipeline runs them: routing (404, 400 for an unsupported API
 version, 405), then injected latency and failures, authentication (401), query binding (400),

@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Any, Self
 
-from bridge.child import LineChild
+from bridge.simulator.child import LineChild
 
 _LISTENING = re.compile(rb"simulator listening on (http://\S+)")
 

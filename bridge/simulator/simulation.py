@@ -1,9 +1,10 @@
 """One simulated DICOM service: its feed table, renderer, catalog and in-flight writes.
 
 `POST /_sim/reset` swaps in a new `Simulation`, so everything a reset must discard lives
-here. In-flight transactions (changefeed-api.md §5) hold their rows invisible until a timer
-or `POST /_sim/commit` commits them; readers that must wait for one (a v1 window covering
-it, HOLDLOCK) await `changed()`, which wakes them after every commit or rollback.
+here. In-flight transactions (docs/changefeed.md, "Order, windows and consistency") hold
+their rows invisible until a timer or `POST /_sim/commit` commits them; readers that must
+wait for one (a v1 window covering it, HOLDLOCK) await `changed()`, which wakes them after
+every commit or rollback.
 """
 
 from __future__ import annotations

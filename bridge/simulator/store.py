@@ -1,4 +1,5 @@
-"""The change-feed table and the operations that write it (changefeed-api.md §4, §5).
+"""The change-feed table and the operations that write it (docs/changefeed.md: "Entries",
+"Order, windows and consistency").
 
 Rows are parallel arrays indexed by row number, allocated in sequence order. Like the SQL
 table, a row stores its original watermark; the current watermark is the instance's (every

@@ -30,18 +30,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.blockingio import SerialThread, os_reason
-from sinks._base import DELIVERED, Outcome, SinkError, Transient
+from bridge.core.blockingio import SerialThread, os_reason
+from bridge.core.sink import DELIVERED, BaseSink, Outcome, SinkError, Transient
 from sinks._io import json_lines
 
 if TYPE_CHECKING:
-    from bridge.envelope import Event
+    from bridge.core.event import Event
     from sinks.file.config import Config
 
 log = logging.getLogger(__name__)
 
 
-class FileSink:
+class FileSink(BaseSink):
     def __init__(self, config: Config, *, name: str) -> None:
         self.name = name
         self.path = config.path

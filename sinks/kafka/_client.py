@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from sinks._base import SinkError, SinkFatalError
+from bridge.core.sink import SinkError, SinkFatalError
 from sinks.kafka._errors import AUTHENTICATION, describe, error_of, fatal_reason, one_line
 
 if TYPE_CHECKING:

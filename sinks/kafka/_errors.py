@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
 
-from bridge.redact import scrub
-from sinks._base import Outcome, Permanent, SinkFatalError, Transient
+from bridge.core.redact import scrub
+from bridge.core.sink import Outcome, Permanent, SinkFatalError, Transient
 
 E = KafkaError
 

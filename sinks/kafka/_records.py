@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from sinks.kafka.config import invalid_topic_reason
 
 if TYPE_CHECKING:
-    from bridge.envelope import Event
+    from bridge.core.event import Event
     from sinks.kafka.config import Config
 
 STRUCTURED_CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"

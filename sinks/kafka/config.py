@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from bridge.config_types import Duration, error_at
-from bridge.secret import Secret, clean
+from bridge.core.configspec import Duration, error_at
+from bridge.core.secret import Secret, clean
 from sinks._config import SinkConfig
 
 #: Template fields of `topic`, rendered from the entry (see `sinks.kafka._records`).

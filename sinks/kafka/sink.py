@@ -24,13 +24,21 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaError, KafkaException
 
-from sinks._base import DELIVERED, Outcome, Permanent, SinkError, SinkFatalError, Transient
+from bridge.core.sink import (
+    DELIVERED,
+    BaseSink,
+    Outcome,
+    Permanent,
+    SinkError,
+    SinkFatalError,
+    Transient,
+)
 from sinks.kafka._client import ProducerClient
 from sinks.kafka._errors import describe, error_of, fatal_reason, outcome
 from sinks.kafka._records import InvalidTopic, RecordBuilder
 
 if TYPE_CHECKING:
-    from bridge.envelope import Event
+    from bridge.core.event import Event
     from sinks.kafka.config import Config
 
 log = logging.getLogger("sinks.kafka")
@@ -39,7 +47,7 @@ log = logging.getLogger("sinks.kafka")
 PROBE_TIMEOUT = 10.0
 
 
-class KafkaSink:
+class KafkaSink(BaseSink):
     def __init__(self, config: Config, *, name: str) -> None:
         self.name = name
         self._config = config

@@ -14,7 +14,7 @@
   connection and communication errors, timeouts, unexpected errors.
 
 `MessageSizeExceededError` is not classified here: the sink splits the batch it came from.
-Every reason passes through `bridge.redact.scrub` (the configured connection string, its
+Every reason passes through `bridge.core.redact.scrub` (the configured connection string, its
 key, client secrets, and any SAS signature), so no key or token reaches a log line or an
 error.
 """
@@ -32,9 +32,9 @@ from azure.servicebus.exceptions import (
     ServiceBusServerBusyError,
 )
 
-from bridge.feed import CredentialError
-from bridge.redact import scrub
-from sinks._base import SinkFatalError, Transient
+from bridge.core.azure import CredentialError
+from bridge.core.redact import scrub
+from bridge.core.sink import SinkFatalError, Transient
 
 _FATAL: tuple[type[Exception], ...] = (
     ServiceBusAuthorizationError,

@@ -13,8 +13,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import ByteSize, Field, field_validator, model_validator
 
-from bridge.config_types import Duration, EntraCredential, error_at
-from bridge.secret import Secret
+from bridge.core.configspec import Duration, EntraCredential, error_at
+from bridge.core.secret import Secret
 from sinks._config import SinkConfig
 
 #: Service Bus entity names: letters, digits, '.', '-', '_' and '/' (nested paths).

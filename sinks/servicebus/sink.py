@@ -36,14 +36,22 @@ from azure.servicebus import ServiceBusMessage, ServiceBusMessageBatch
 from azure.servicebus.aio import ServiceBusClient
 from azure.servicebus.exceptions import MessageSizeExceededError
 
-from bridge.feed import azure_credential
-from sinks._base import DELIVERED, Outcome, Permanent, SinkError, SinkFatalError, Transient
+from bridge.core.azure import azure_credential
+from bridge.core.sink import (
+    DELIVERED,
+    BaseSink,
+    Outcome,
+    Permanent,
+    SinkError,
+    SinkFatalError,
+    Transient,
+)
 from sinks.servicebus import _errors
 
 if TYPE_CHECKING:
     from azure.servicebus.aio import ServiceBusSender
 
-    from bridge.envelope import Event
+    from bridge.core.event import Event
     from sinks.servicebus.config import Config
 
 log = logging.getLogger(__name__)
@@ -74,7 +82,7 @@ class Group(NamedTuple):
     batch: ServiceBusMessageBatch | None = None
 
 
-class ServiceBusSink:
+class ServiceBusSink(BaseSink):
     def __init__(self, config: Config, *, name: str) -> None:
         self.name = name
         self._config = config

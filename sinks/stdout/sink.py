@@ -10,16 +10,16 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bridge.blockingio import SerialThread, os_reason
-from sinks._base import DELIVERED, Outcome, SinkFatalError, Transient
+from bridge.core.blockingio import SerialThread, os_reason
+from bridge.core.sink import DELIVERED, BaseSink, Outcome, SinkFatalError, Transient
 from sinks._io import json_lines
 
 if TYPE_CHECKING:
-    from bridge.envelope import Event
+    from bridge.core.event import Event
     from sinks.stdout.config import Config
 
 
-class StdoutSink:
+class StdoutSink(BaseSink):
     def __init__(self, *, name: str) -> None:
         self.name = name
         self._thread = SerialThread()

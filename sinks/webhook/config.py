@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from bridge import redact
-from bridge.config_types import Duration, StrictModel, error_at, host_port_problem
-from bridge.secret import Secret
+from bridge.core.configspec import Duration, StrictModel, error_at, host_port_problem
+from bridge.core.redact import register_url
+from bridge.core.secret import Secret
 from sinks._config import SinkConfig
 from sinks.webhook.outcome import display_url
 
@@ -173,7 +173,7 @@ class Config(SinkConfig):
         problem = host_port_problem(parts)
         if problem:
             raise ValueError(problem)
-        redact.register_url(value)
+        register_url(value)
         return value
 
     @field_validator("secret")

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import httpx
 
-from bridge.backoff import parse_retry_after
-from bridge.redact import scrub
-from sinks._base import DELIVERED, Outcome, Permanent, SinkFatalError, Transient
+from bridge.core.backoff import parse_retry_after
+from bridge.core.redact import scrub
+from bridge.core.sink import DELIVERED, Outcome, Permanent, SinkFatalError, Transient
 
 EXCERPT_CHARS = 200
 

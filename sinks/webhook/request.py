@@ -20,7 +20,7 @@ from urllib.parse import quote
 from sinks.webhook.signing import batch_webhook_id, webhook_id
 
 if TYPE_CHECKING:
-    from bridge.envelope import Event
+    from bridge.core.event import Event
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json; charset=utf-8"
 

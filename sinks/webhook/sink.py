@@ -19,22 +19,22 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from bridge import __version__
-from sinks._base import Outcome, SinkError, SinkFatalError, Transient
+from bridge.core import __version__
+from bridge.core.sink import BaseSink, Outcome, SinkError, SinkFatalError, Transient
 from sinks.webhook.answer import REQUEST_HEADERS, exchange
 from sinks.webhook.outcome import FATAL_HINTS, classify, display_url, failure
 from sinks.webhook.request import Request, plan
 from sinks.webhook.signing import Signer
 
 if TYPE_CHECKING:
-    from bridge.envelope import Event
+    from bridge.core.event import Event
     from sinks.webhook.config import Config
 
 CHECK_DEADLINE = 10.0  # seconds; `dicom-bridge check` allows each sink 15
 UNSENT = Transient("not sent", attempted=False)  # placeholder until a lane decides
 
 
-class WebhookSink:
+class WebhookSink(BaseSink):
     def __init__(
         self, config: Config, *, name: str, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:

@@ -182,7 +182,7 @@ def test_a_failing_offset_store_stops_the_bridge_with_one_line(
     sim = simulator(entries=300, seed=9)
     sinks = [{"name": n, "type": "file", "path": str(tmp_path / f"{n}.jsonl")} for n in "abc"]
     config = write_config(tmp_path / "bridge.yaml", sim.url, sinks)
-    monkeypatch.setattr("bridge.pipeline.open_store", lambda offsets: _FullStore())
+    monkeypatch.setattr("bridge.runtime.pipeline.open_store", lambda offsets: _FullStore())
     assert main(["run", "-c", str(config)]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "dicom-bridge:" in line]
     assert errors == [
@@ -203,7 +203,7 @@ def test_demo_runs_on_a_fresh_checkout_layout(tmp_path):
 def test_a_sigterm_before_the_loop_runs_still_stops_cleanly(simulator, tmp_path, monkeypatch):
     """SIGTERM while the bridge reads its config (before the event loop handles signals)
     used to kill it with the default action (exit -15): it now stops cleanly."""
-    import bridge.cli
+    from bridge.cli import commands
 
     sim = simulator(entries=500, seed=3)
     config = write_config(
@@ -211,13 +211,13 @@ def test_a_sigterm_before_the_loop_runs_still_stops_cleanly(simulator, tmp_path,
         sim.url,
         [{"name": "archive", "type": "file", "path": str(tmp_path / "a.jsonl")}],
     )
-    real_load = bridge.cli.load
+    real_load = commands.load
 
     def load_then_terminated(path):
         os.kill(os.getpid(), signal.SIGTERM)  # handled before load() returns
         return real_load(path)
 
-    monkeypatch.setattr(bridge.cli, "load", load_then_terminated)
+    monkeypatch.setattr(commands, "load", load_then_terminated)
     unhandled: list[int] = []  # the signal reached the test's handler, not the bridge's
     previous = signal.signal(signal.SIGTERM, lambda signum, _frame: unhandled.append(signum))
     try:

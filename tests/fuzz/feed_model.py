@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from hypothesis import strategies as st
 
-from bridge.feed._entry import FIELD_NAMES
+from bridge.core.entry import FIELD_NAMES
 
 NAMES = FIELD_NAMES
 _LOWER_NAMES = {name.lower() for name in NAMES}

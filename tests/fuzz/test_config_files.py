@@ -19,7 +19,8 @@ import pytest
 import yaml
 from hypothesis import assume, example, given
 
-from bridge.cli import EXIT_USAGE, main
+from bridge.cli import main
+from bridge.cli.options import EXIT_USAGE
 from bridge.config import BridgeConfig, ConfigError, load_config
 from tests.e2e.helpers import run_bridge
 from tests.fuzz.config_model import SECRET_ENV, SECRETS, UNSET, documents, key_paths

@@ -13,8 +13,9 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.backoff import Backoff
-from bridge.feed import Entry, FeedClient, FeedSource, SequenceReader
+from bridge.core.backoff import Backoff
+from bridge.core.entry import Entry
+from bridge.feed import FeedClient, FeedSource, SequenceReader
 from tests.fuzz.feed_model import Feed, feeds
 from tests.fuzz.settings import fuzz
 from tests.peers.feed_mock import StreamingMock

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from hypothesis import given
 
-from bridge.admin import offsets_show
 from bridge.config import load_config
+from bridge.ops import show_offsets
 from tests.e2e.helpers import read_events, run_bridge, write_config
 from tests.fuzz.feed_model import Feed, feeds
 from tests.fuzz.feed_server import FeedServer
@@ -60,6 +60,6 @@ def test_poison_is_dead_lettered_with_its_reason_and_the_route_moves_on(feed: Fe
             if row.sequence_readable:
                 assert by_sequence[row.sequence]["entry"] == row.value
 
-        [cursor], problem = asyncio.run(offsets_show(load_config(config)))
+        [cursor], problem = asyncio.run(show_offsets(load_config(config)))
         assert problem is None
         assert (cursor.sequence, cursor.lag) == (feed.latest, 0)

@@ -10,8 +10,9 @@ import orjson
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bridge.envelope import Formatter
-from bridge.feed import Entry, MalformedPage, parse_entry, parse_page
+from bridge.core.entry import Entry, parse_entry
+from bridge.delivery.format import Formatter
+from bridge.feed import MalformedPage, parse_page
 from tests.fuzz.feed_model import (
     GARBAGE_PAGES,
     JSON_VALUES,

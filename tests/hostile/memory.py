@@ -16,7 +16,7 @@ from typing import Self
 @dataclass
 class ProcessPeak:
     pid: int
-    name: str  # the module it runs (`bridge`, `bridge.httphelper`), else its program
+    name: str  # the module it runs (`bridge`, `bridge.helper`), else its program
     peak_kb: int = 0  # VmHWM when last seen
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.feed import FeedClient
 from bridge.feed._http import HelperFetcher
-from bridge.httphelper import TooLarge
+from bridge.helper import TooLarge
 
 MAX_BYTES = 4_000_000
 

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from bridge.backoff import Backoff
-from bridge.feed import Entry, FeedClient, FeedSource, SequenceReader
+from bridge.core.backoff import Backoff
+from bridge.core.entry import Entry
+from bridge.feed import FeedClient, FeedSource, SequenceReader
 from tests.e2e.helpers import read_events, run_bridge, sequences, write_config
 from tests.peers.hostile_feed import HostileFeed
 

@@ -1,4 +1,4 @@
-"""The feed client and readers against the simulator over real HTTP (issue 2 acceptance)."""
+"""The feed client and readers against the simulator over real HTTP."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.backoff import Backoff
+from bridge.core.backoff import Backoff
 from bridge.feed import (
     METADATA_UNAVAILABLE,
     BearerToken,

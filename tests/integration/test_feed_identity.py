@@ -12,7 +12,7 @@ import pytest
 
 from bridge.cli import main
 from bridge.config import load_config
-from bridge.pipeline import Pipeline
+from bridge.runtime.pipeline import Pipeline
 from tests.e2e.helpers import read_events, sequences, write_config
 
 
@@ -71,7 +71,7 @@ def test_a_feed_that_only_grew_is_not_taken_for_a_reset(simulator, tmp_path, ver
 async def test_a_reset_while_running_stops_the_route_and_keeps_the_cursor_it_had(
     simulator, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("bridge.cursor.VERIFY_INTERVAL", 0.1)
+    monkeypatch.setattr("bridge.delivery.cursor.VERIFY_INTERVAL", 0.1)
     sim = simulator(entries=200, seed=64)
     last = sim.entries()[-1]["sequence"]
     path = write_config(

@@ -8,8 +8,8 @@ import json
 import orjson
 
 from bridge.cli import main
-from bridge.envelope import Formatter
-from bridge.feed._entry import parse_served
+from bridge.core.entry import parse_served
+from bridge.delivery.format import Formatter
 from tests.e2e.helpers import read_events, run_bridge, sequences, write_config
 from tests.peers.hostile_feed import HostileFeed, entry
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.envelope import Formatter
+from bridge.core.sink import DELIVERED, SinkError, Transient
+from bridge.delivery.format import Formatter
 from sinks import create_sink
-from sinks._base import DELIVERED, SinkError, Transient
 from sinks.file.config import Config
 from tests.factories import events
 

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bridge import listener as listener_module
-from bridge.listener import Listener
-from bridge.telemetry import Telemetry
+from bridge.runtime import listener as listener_module
+from bridge.runtime.listener import Listener
+from bridge.runtime.telemetry import Telemetry
 
 REQUEST_START = b"GET /healthz HTTP/1.1\r\nhost: bridge\r\n"
 
@@ -25,7 +25,7 @@ async def listening(monkeypatch) -> AsyncIterator[str]:
     """A listener (no pipeline: /healthz and /metrics only) with a short request timeout;
     yields its base URL."""
     monkeypatch.setattr(listener_module, "REQUEST_TIMEOUT", 0.5, raising=False)
-    server = Listener(None, Telemetry(), "127.0.0.1", 0)
+    server = Listener(Telemetry().exposition, dict, "127.0.0.1", 0)
     serving = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 10
     while not server.started:

@@ -1,4 +1,4 @@
-"""Operations (issue 9): metrics, readiness, replay, dead-letter redrive, JSON logs."""
+"""Operations: metrics, readiness, replay, dead-letter redrive, JSON logs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import orjson
 
 from bridge.cli import main
 from bridge.config import parse_config
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
-from bridge.pipeline import Pipeline
+from bridge.core.entry import parse_entry
+from bridge.delivery.format import Formatter
+from bridge.runtime.pipeline import Pipeline
 from tests.e2e.helpers import (
     read_events,
     run_bridge,

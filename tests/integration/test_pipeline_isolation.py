@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bridge.config import parse_config
-from bridge.pipeline import Pipeline
+from bridge.runtime.pipeline import Pipeline
 from tests.e2e.helpers import read_events, sequences
 
 

@@ -38,7 +38,7 @@ def test_latest_of_an_empty_feed_is_204_with_an_empty_body(simulator: Start) -> 
 
 
 def test_the_entry_shape_of_the_spec_example(simulator: Start) -> None:
-    """changefeed-api.md §2.1: store A, delete A, (a gap), store B."""
+    """The documented example: store A, delete A, (a gap), store B."""
     sim = simulator(file_path=False)
     sim.store(instances=[instance("1.2.826.0.1.3680043.8.498.12")])
     sim.delete(STUDY, SERIES, "1.2.826.0.1.3680043.8.498.12")

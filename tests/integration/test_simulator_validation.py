@@ -1,4 +1,4 @@
-"""Routing and query validation over real HTTP (changefeed-api.md §1, §3, §7)."""
+"""Routing and query validation over real HTTP (docs/changefeed.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The AMQP 1.0 peer's wire side: a proton reactor speaking enough of Service Bus for the
-azure-servicebus SDK (testing-peers.md): SASL ANONYMOUS, CBS put-token answered on the
+azure-servicebus SDK: SASL ANONYMOUS, CBS put-token answered on the
 connection's `$cbs` link, sender links into queues (batch envelopes split), receiver links
 out of them (pre-settled, or peek-lock settled with the outcome the client asked for), and
 session receivers (`com.microsoft:session-filter`). Broker semantics live in `amqp_store`.

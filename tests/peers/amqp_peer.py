@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Self
 
-from bridge.child import LineChild
+from bridge.simulator.child import LineChild
 
 KEY = "peer-test-key"
 ROOT = Path(__file__).resolve().parents[2]

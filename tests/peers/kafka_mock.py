@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 from typing import Any, Self
 
-from bridge.child import LineChild
+from bridge.simulator.child import LineChild
 from tests.peers.kafka_records import consumer
 
 #: Kafka protocol API keys the tests inject errors into.

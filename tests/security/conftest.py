@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge.logs import JsonFormatter, TextFormatter, setup_logging
+from bridge.runtime.logs import JsonFormatter, TextFormatter, setup_logging
 from tests.integration.kafka.conftest import kafka, kafka_cluster, new_topic  # noqa: F401
 from tests.integration.servicebus.conftest import peer  # noqa: F401
 from tests.integration.webhook.certs import Pki, make_pki

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from bridge.config import parse_config
-from bridge.pipeline import Pipeline
+from bridge.runtime.pipeline import Pipeline
 from tests.e2e.helpers import read_events
 from tests.integration.webhook.helpers import FAST_RETRY
 from tests.security import canaries

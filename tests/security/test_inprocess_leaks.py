@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 
 from bridge.config import BridgeConfig, parse_config
+from bridge.core.sink import SinkError
 from bridge.feed import FeedError
-from bridge.pipeline import Pipeline, auth_provider, feed_client
+from bridge.runtime.pipeline import Pipeline
+from bridge.runtime.wiring import auth_provider, feed_client
 from sinks import create_sink
-from sinks._base import SinkError
 from tests.security import canaries
 from tests.security.scenario import canary_sinks, closed_port, config_file, entra, in_files
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli import build_parser
+from bridge.cli.parser import build_parser
 from bridge.config import HttpConfig, parse_config
 from tests.e2e.helpers import start_bridge, stop
 from tests.peers.amqp_peer import AmqpPeer

@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from bridge.config import parse_config
-from bridge.redact import MASK, Redactor
+from bridge.core.redact import MASK, Redactor
 from tests.security import canaries
 
 
@@ -65,7 +65,7 @@ def test_configured_secrets_are_registered_when_the_config_loads():
         "feed: {url: 'http://h', auth: {type: bearer, token: '" + token + "'}}\n"
         "sinks: [{name: a, type: stdout}]"
     )
-    from bridge import redact
+    from bridge.core import redact
 
     assert redact.scrub(f"echo {token}") == f"echo {MASK}"
 

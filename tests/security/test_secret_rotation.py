@@ -14,8 +14,8 @@ import yaml
 from standardwebhooks import Webhook
 
 from bridge.config import parse_config
+from bridge.core.secret import Secret
 from bridge.feed import BearerToken, FeedClient
-from bridge.secret import Secret
 from sinks import create_sink
 from sinks.servicebus import sink as servicebus_sink
 from tests.factories import events

@@ -15,9 +15,9 @@ import yaml
 from pydantic import BaseModel, SecretStr
 
 from bridge.config import BridgeConfig, ConfigError, FeedConfig, parse_config
-from bridge.config_errors import is_secret
-from bridge.config_types import secret_fields
-from bridge.secret import Secret
+from bridge.config._errors import is_secret
+from bridge.core.configspec import secret_fields
+from bridge.core.secret import Secret
 from sinks import config_models
 from tests.security import canaries
 

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from bridge.config import FeedConfig
+from bridge.core.sink import SinkError
 from bridge.feed import FeedError
-from bridge.pipeline import feed_client
+from bridge.runtime.wiring import feed_client
 from sinks import create_sink
-from sinks._base import SinkError
 from sinks.kafka.config import PRODUCER_DEFAULTS
 from sinks.kafka.config import Config as KafkaConfig
 from sinks.servicebus.config import Config as ServiceBusConfig

@@ -11,7 +11,7 @@ from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 from azure.identity import aio
 
 from bridge.config import ConfigError, parse_config
-from bridge.feed import CredentialError, EntraIdentity, azure_credential
+from bridge.core.azure import CredentialError, EntraIdentity, azure_credential
 from sinks.servicebus.config import Config
 from sinks.servicebus.sink import ServiceBusSink
 

@@ -1,4 +1,4 @@
-"""The config contract (DESIGN.md §5): one `key.path: message` line per problem."""
+"""The config contract (README, Configuration): one `key.path: message` line per problem."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from bridge.config import BridgeConfig, ConfigError, FeedConfig, load_config, parse_config
-from bridge.config_env import expand_env
-from bridge.config_types import parse_duration
+from bridge.config._env import expand_env
+from bridge.core.configspec import parse_duration
 from sinks import config_models
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"

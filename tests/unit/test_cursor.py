@@ -10,8 +10,9 @@ import httpx
 import orjson
 import pytest
 
-from bridge.backoff import Backoff
-from bridge.cursor import Cursor, FeedLookup, RouteFailed, same_entry
+from bridge.core.backoff import Backoff
+from bridge.core.entry import parse_entry
+from bridge.delivery.cursor import Cursor, FeedLookup, RouteFailed, same_entry
 from bridge.feed import (
     FeedClient,
     FeedResetError,
@@ -19,7 +20,6 @@ from bridge.feed import (
     SequenceReader,
     TimeWindowReader,
     from_ticks,
-    parse_entry,
     to_ticks,
 )
 from bridge.offsets import Fingerprint
@@ -143,7 +143,7 @@ async def test_a_reset_feed_is_found_on_start_and_nothing_is_stored(version) -> 
 async def test_a_reset_while_running_leaves_the_last_verified_cursor_stored(
     monkeypatch,
 ) -> None:
-    monkeypatch.setattr("bridge.cursor.VERIFY_INTERVAL", 0.01)
+    monkeypatch.setattr("bridge.delivery.cursor.VERIFY_INTERVAL", 0.01)
     feed = Feed(rows(range(1, 21)))
     store = MemoryOffsetStore()
     cursor = cursor_for(store, feed)

@@ -1,8 +1,9 @@
 import orjson
 import pytest
 
-from bridge.envelope import STRUCTURED_CONTENT_TYPE, Formatter
-from bridge.feed import parse_entry
+from bridge.core.entry import parse_entry
+from bridge.core.event import STRUCTURED_CONTENT_TYPE
+from bridge.delivery.format import Formatter
 
 RAW = {
     "sequence": 7,

@@ -12,8 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from bridge.backoff import Backoff
-from bridge.envelope import Formatter
+from bridge.core.backoff import Backoff
+from bridge.delivery.format import Formatter
 from bridge.feed import METADATA_UNAVAILABLE, FeedClient, FeedSource, SequenceReader
 from tests.peers.feed_mock import StreamingMock, streamed
 from tests.peers.hostile_feed import MAINTENANCE, gzip_bomb

@@ -7,17 +7,17 @@ import httpx
 import orjson
 import pytest
 
-from bridge.backoff import Backoff
+from bridge.core.azure import CredentialError
+from bridge.core.backoff import Backoff
+from bridge.core.secret import Secret
 from bridge.feed import (
     METADATA_UNAVAILABLE,
     AzureAuth,
     BearerToken,
-    CredentialError,
     FeedClient,
     FeedError,
     FeedRequestError,
 )
-from bridge.secret import Secret
 from tests.peers.feed_mock import StreamingMock
 
 FAST = Backoff(initial=0.001, maximum=0.004)

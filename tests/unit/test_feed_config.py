@@ -3,7 +3,7 @@
 import pytest
 
 from bridge.config import ConfigError, parse_config
-from bridge.pipeline import feed_client
+from bridge.runtime.wiring import feed_client
 
 
 def feed_config(**feed):

@@ -1,7 +1,8 @@
 import orjson
 import pytest
 
-from bridge.feed import DEFAULT_PARTITION, parse_entry, parse_page
+from bridge.core.entry import DEFAULT_PARTITION, parse_entry
+from bridge.feed import parse_page
 from bridge.feed._client import MalformedPage
 from bridge.feed._timestamps import from_ticks, to_ticks
 

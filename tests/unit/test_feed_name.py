@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.config import ConfigError, default_feed_name, parse_config
-from bridge.envelope import Formatter
+from bridge.delivery.format import Formatter
 from tests.factories import entry
 
 

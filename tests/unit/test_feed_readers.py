@@ -6,6 +6,7 @@ import httpx
 import orjson
 import pytest
 
+from bridge.core.entry import parse_entry, parse_served
 from bridge.feed import (
     FeedClient,
     FeedResetError,
@@ -15,10 +16,8 @@ from bridge.feed import (
     TimeWindowReader,
     from_ticks,
     now_ticks,
-    parse_entry,
     to_ticks,
 )
-from bridge.feed._entry import parse_served
 from tests.peers.feed_mock import StreamingMock
 
 BASE = to_ticks("2024-05-10T00:00:00+00:00")

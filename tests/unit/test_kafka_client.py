@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
+from bridge.core.sink import DELIVERED, SinkFatalError
 from sinks import create_sink
-from sinks._base import DELIVERED, SinkFatalError
 from sinks.kafka import _client
 from sinks.kafka.config import Config
 from tests.factories import events

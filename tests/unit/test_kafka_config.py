@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge import redact
 from bridge.config import ConfigError, parse_config
+from bridge.core import redact
 from sinks.kafka.config import PRODUCER_DEFAULTS, Config
 
 BASE = {"name": "events", "type": "kafka", "bootstrap_servers": "k1:9092", "topic": "dicom"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError
 
-from bridge import redact
-from sinks._base import Permanent, SinkFatalError, Transient
+from bridge.core import redact
+from bridge.core.sink import Permanent, SinkFatalError, Transient
 from sinks.kafka._errors import describe, fatal_reason, one_line, outcome
 
 E = KafkaError

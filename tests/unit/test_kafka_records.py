@@ -6,8 +6,8 @@ import pytest
 from cloudevents.core.bindings import kafka as binding
 from cloudevents.core.formats.json import JSONFormat
 
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
+from bridge.core.entry import parse_entry
+from bridge.delivery.format import Formatter
 from sinks.kafka._records import InvalidTopic, RecordBuilder, topic_fields
 from sinks.kafka.config import Config
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config import parse_config
-from bridge.lock import Locked, state_lock
+from bridge.offsets.lock import Locked, state_lock
 
 
 def config_for(state: Path):

@@ -10,12 +10,13 @@ import orjson
 import pytest
 
 from bridge.config import SqliteOffsetsConfig
-from bridge.envelope import Formatter
-from bridge.feed import Page, parse_entry
+from bridge.core.entry import parse_entry
+from bridge.core.sink import DELIVERED, Permanent, SinkFatalError, Transient
+from bridge.delivery.format import Formatter
+from bridge.delivery.route import Route
+from bridge.feed import Page
 from bridge.offsets import open_store
-from bridge.route import Route
 from sinks import SinkConfig
-from sinks._base import DELIVERED, Permanent, SinkFatalError, Transient
 from tests.factories import entry
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.config import ConfigError, parse_config
-from bridge.docs import reference
+from bridge.config.docs import reference
 from sinks._config import SinkConfig
 from sinks.servicebus.config import Config
 

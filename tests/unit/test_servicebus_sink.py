@@ -23,7 +23,7 @@ from azure.servicebus.exceptions import (
     ServiceBusServerBusyError,
 )
 
-from sinks._base import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
+from bridge.core.sink import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
 from sinks.servicebus import sink as sink_module
 from sinks.servicebus._errors import describe, is_fatal, transient
 from sinks.servicebus.config import Config

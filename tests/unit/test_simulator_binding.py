@@ -1,4 +1,4 @@
-"""Query binding and validation as ASP.NET does it for the change feed (changefeed-api.md §3)."""
+"""Query binding and validation as ASP.NET does it for the change feed (docs/changefeed.md)."""
 
 from __future__ import annotations
 

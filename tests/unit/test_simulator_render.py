@@ -1,4 +1,4 @@
-"""Entry serialization (changefeed-api.md §2, §8.7) and the metadata rules (§4)."""
+"""Entry serialization (docs/changefeed.md, Entries) and the metadata rules (§4)."""
 
 from __future__ import annotations
 

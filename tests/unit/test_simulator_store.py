@@ -1,4 +1,4 @@
-"""The simulator's change-feed table: states (changefeed-api.md §4), windows (§5), in-flight."""
+"""The simulator's change-feed table: states (docs/changefeed.md), windows (§5), in-flight."""
 
 from __future__ import annotations
 

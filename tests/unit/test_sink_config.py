@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from bridge.config_types import tag_of_model
-from bridge.envelope import Formatter
-from bridge.feed import parse_entry
+from bridge.core.configspec import tag_of_model
+from bridge.core.entry import parse_entry
+from bridge.core.sink import DELIVERED, SinkFatalError
+from bridge.delivery.format import Formatter
 from sinks import SINK_TYPES, FilterConfig, SinkConfig, config_models, create_sink
-from sinks._base import DELIVERED, SinkFatalError
 
 
 def entry(action: str = "Create", state: str | None = "Current", partition: str = "p1") -> Any:

@@ -15,7 +15,7 @@ from cloudevents.core.formats.json import JSONFormat
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from sinks._base import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
+from bridge.core.sink import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
 from sinks.webhook.config import Config
 from sinks.webhook.signing import batch_webhook_id, webhook_id
 from sinks.webhook.sink import WebhookSink

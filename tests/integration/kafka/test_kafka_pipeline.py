@@ -14,7 +14,7 @@ from cloudevents.core.bindings import kafka as binding
 from cloudevents.core.formats.json import JSONFormat
 
 from bridge.config import parse_config
-from bridge.pipeline import Pipeline
+from bridge.runtime.pipeline import Pipeline
 from tests.e2e.helpers import read_events
 from tests.peers.kafka_records import Record, read_all
 

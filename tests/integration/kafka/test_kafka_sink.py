@@ -9,8 +9,8 @@ from collections import defaultdict
 import orjson
 import pytest
 
+from bridge.core.sink import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
 from sinks import create_sink
-from sinks._base import DELIVERED, Permanent, SinkError, SinkFatalError, Transient
 from tests.factories import events as make
 from tests.integration.kafka.helpers import kafka_config, open_sink
 from tests.peers.kafka_records import read_all

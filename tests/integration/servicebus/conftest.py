@@ -15,7 +15,7 @@ from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusReceiveMode
 from azure.servicebus.aio import ServiceBusClient
 
 from bridge.config import parse_config
-from bridge.pipeline import Pipeline
+from bridge.runtime.pipeline import Pipeline
 from tests.e2e.helpers import write_config
 from tests.peers.amqp_peer import AmqpPeer
 

@@ -7,8 +7,8 @@ from collections import defaultdict
 
 from azure.servicebus.aio import ServiceBusClient
 
+from bridge.core.sink import DELIVERED
 from sinks import create_sink
-from sinks._base import DELIVERED
 from sinks.servicebus.config import Config
 from tests.factories import events
 from tests.integration.servicebus.conftest import (

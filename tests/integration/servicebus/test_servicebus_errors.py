@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
+from bridge.core.sink import DELIVERED, SinkError, SinkFatalError, Transient
 from sinks import create_sink
-from sinks._base import DELIVERED, SinkError, SinkFatalError, Transient
 from sinks.servicebus.config import Config
 from tests.e2e.helpers import run_bridge, write_config
 from tests.factories import events

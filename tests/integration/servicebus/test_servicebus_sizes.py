@@ -7,8 +7,8 @@ import math
 
 import orjson
 
+from bridge.core.sink import DELIVERED, Permanent
 from sinks import create_sink
-from sinks._base import DELIVERED, Permanent
 from sinks.servicebus.config import Config
 from tests.e2e.helpers import read_events
 from tests.factories import events

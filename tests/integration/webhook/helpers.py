@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from bridge.config import BridgeConfig, parse_config
-from bridge.pipeline import Pipeline
+from bridge.runtime.pipeline import Pipeline
 from tests.factories import events
 from tests.peers.webhook_receiver import WebhookReceiver
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from bridge.core.sink import DELIVERED, Permanent, Transient
 from sinks import create_sink
-from sinks._base import DELIVERED, Permanent, Transient
 from sinks.webhook.config import Config
 from tests.integration.webhook.helpers import SECRET, feed_events
 

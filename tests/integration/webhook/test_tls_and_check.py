@@ -8,8 +8,8 @@ import ssl
 
 import pytest
 
+from bridge.core.sink import DELIVERED, SinkError, Transient
 from sinks import create_sink
-from sinks._base import DELIVERED, SinkError, Transient
 from sinks.webhook.config import Config
 from tests.integration.webhook.certs import make_pki
 from tests.integration.webhook.helpers import SECRET, feed_events

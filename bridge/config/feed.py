@@ -1,72 +1,29 @@
-"""The YAML config file (DESIGN.md §5): models, `${VAR}` expansion and loading.
-
-`load_config(path)` / `parse_config(text)` return a `BridgeConfig` or raise `ConfigError`
-with one `key.path: message` line per problem (`bridge.config_errors`).
-
-Environment references (`${VAR}`, `${VAR:-default}`; `$${` for a literal `${`) are expanded
-in string values after YAML parsing (`bridge.config_env`). The YAML is read strictly
-(`bridge.config_yaml`): repeated keys, keys that are not strings, nesting too deep and
-alias bombs are `file:line:col` errors.
-
-Relative paths in the config are relative to the working directory.
-"""
+"""The `feed` section: the DICOM service, how to read its change feed, how to authenticate,
+and the feed's name (the key of its cursors and the prefix of event ids)."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
 from pydantic import (
     ByteSize,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from bridge.blockingio import os_reason
-from bridge.config_env import expand_env
-from bridge.config_errors import (
-    ConfigError,
-    format_path,
-    is_secret,
-    line,
-    validation_problems,
-)
-from bridge.config_types import (
+from bridge.core.configspec import (
     Duration,
     EntraCredential,
     RetryConfig,
     StrictModel,
-    error_at,
     host_port_problem,
     tagged_union,
 )
-from bridge.config_yaml import StrictLoader
-from bridge.secret import Secret
-from sinks import AnySinkConfig
-
-__all__ = [
-    "AzureAuth",
-    "BearerAuth",
-    "BridgeConfig",
-    "ConfigError",
-    "FeedConfig",
-    "HttpConfig",
-    "NoAuth",
-    "OffsetsConfig",
-    "SqliteOffsetsConfig",
-    "default_feed_name",
-    "load_config",
-    "parse_config",
-]
-
-# --- feed -----------------------------------------------------------------------------
+from bridge.core.secret import Secret
 
 
 class NoAuth(StrictModel):
@@ -263,146 +220,3 @@ def default_feed_name(url: str) -> str:
     if parts.port is None or parts.port == _DEFAULT_PORTS.get(parts.scheme):
         return host
     return f"{host}:{parts.port}"
-
-
-# --- offsets, http, top level ---------------------------------------------------------
-
-
-class _OffsetStoreConfig(StrictModel):
-    """Settings every offset store shares."""
-
-    commit_interval: Duration = Field(
-        "1s",
-        validate_default=True,
-        gt=0,
-        description="How often a route commits its cursor while delivering (also on "
-        "shutdown and when caught up). Longer means fewer writes and more duplicates after "
-        "a crash.",
-    )
-
-
-class SqliteOffsetsConfig(_OffsetStoreConfig):
-    """Cursors in an embedded sqlite file (WAL, fsync on each commit)."""
-
-    type: Literal["sqlite"] = Field("sqlite", description="Offset store type.")
-    path: Path = Field(Path("state/offsets.db"), description="Database file (directories created).")
-
-
-OffsetsConfig = tagged_union([SqliteOffsetsConfig], default="sqlite")
-
-
-class HttpConfig(StrictModel):
-    """The metrics and health listener."""
-
-    listen: str = Field(
-        "127.0.0.1:9464", description="host:port to listen on ([::1]:9464 for IPv6)."
-    )
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        _split_host_port(value)
-        return value
-
-    @property
-    def host(self) -> str:
-        return _split_host_port(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        return _split_host_port(self.listen)[1]
-
-
-def _split_host_port(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"invalid address {value!r} (use host:port, e.g. 127.0.0.1:9464)")
-    return host, int(port)
-
-
-class BridgeConfig(StrictModel):
-    """The whole config file."""
-
-    feed: FeedConfig = Field(description="The change feed to read.")
-    offsets: OffsetsConfig = Field(
-        default_factory=SqliteOffsetsConfig, description="Where each route's cursor is kept."
-    )
-    sinks: list[AnySinkConfig] = Field(
-        description="The routes: one sink each, with its own cursor, filter and retries."
-    )
-    http: HttpConfig | None = Field(
-        None, description="Metrics and health listener; off when absent."
-    )
-    drain_timeout: Duration = Field(
-        "10s",
-        validate_default=True,
-        description="On SIGTERM/SIGINT, how long in-flight events may take to be delivered "
-        "and committed before the bridge exits anyway (they are re-sent after a restart).",
-    )
-
-    @field_validator("sinks")
-    @classmethod
-    def _named_uniquely(cls, sinks: list[Any]) -> list[Any]:
-        if not sinks:
-            raise ValueError("at least one sink is required")
-        first: dict[str, int] = {}
-        for index, sink in enumerate(sinks):
-            if sink.name in first:
-                message = f"duplicate sink name {sink.name!r} (also sinks[{first[sink.name]}])"
-                raise error_at(index, "name", message=message)
-            first[sink.name] = index
-        return sinks
-
-
-# --- loading --------------------------------------------------------------------------
-
-
-def load_config(path: str | os.PathLike[str]) -> BridgeConfig:
-    """Read and validate a config file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([os_reason(exc, path)]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8 text"]) from None
-    return parse_config(text, source=str(path))
-
-
-def parse_config(text: str, source: str = "<string>") -> BridgeConfig:
-    """Validate config text; `source` names it in YAML syntax errors."""
-    try:
-        data = yaml.load(text, Loader=StrictLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError([f"{where}: {exc.problem or exc.context}"]) from None
-    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. U+0080
-        row = text.count("\n", 0, exc.position) + 1
-        column = exc.position - text.rfind("\n", 0, exc.position)
-        reason = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
-        raise ConfigError([f"{source}:{row}:{column}: {reason}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: {' '.join(str(exc).split())}"]) from None
-    parsed = {} if data is None else data
-    data, problems = expand_env(
-        parsed, os.environ, secret=lambda path: is_secret(BridgeConfig, path, parsed)
-    )
-    try:
-        config = BridgeConfig.model_validate(data)
-    except ValidationError as exc:
-        # An unset variable's own key would fail again as ""; the first line says why.
-        unset = [format_path(path) for path, _ in problems]
-        problems += [
-            (path, message)
-            for path, message in validation_problems(exc, BridgeConfig)
-            if not any(_within(format_path(path), prefix) for prefix in unset)
-        ]
-    else:
-        if not problems:
-            return config
-    raise ConfigError(line(path, message) for path, message in problems)
-
-
-def _within(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith((f"{prefix}.", f"{prefix}["))

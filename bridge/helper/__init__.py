@@ -1,5 +1,5 @@
 """The one GET the feed client makes (`fetch`), and the helper process that makes it for the
-bridge (`python -m bridge.httphelper MAX_CONNECTIONS TIMEOUT MAX_BYTES`, the child side of
+bridge (`python -m bridge.helper MAX_CONNECTIONS TIMEOUT MAX_BYTES`, the child side of
 `bridge.feed._http.HelperFetcher`).
 
 `fetch` bounds what an answer may cost, whatever the peer sends:
@@ -211,7 +211,3 @@ def main() -> None:
         asyncio.run(serve)
     else:
         uvloop.run(serve)
-
-
-if __name__ == "__main__":
-    main()

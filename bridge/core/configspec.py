@@ -8,7 +8,7 @@ spec is declared once, as in Redpanda Connect):
 - subclass `StrictModel` (unknown keys are errors, inputs are never echoed by pydantic);
 - every field has a `description` and, where one makes sense, a default;
 - durations use `Duration` with a human default (`Field("5s", validate_default=True)`);
-- secrets use `bridge.secret.Secret` (stripped, control characters refused, registered
+- secrets use `bridge.core.secret.Secret` (stripped, control characters refused, registered
   for scrubbing), and validators of secret fields never put the value in their message;
   every field holding secrets also accepts `<name>_file` (`read_secret_files`);
 - a validator that must blame another field than its own raises `error_at(...)`.
@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from bridge.secret import Secret
+from bridge.core.secret import Secret
 
 LOCATED_ERROR = "located"
 """Error type of `error_at`: its context carries the sub-path (`at`) the message is about."""
@@ -106,7 +106,7 @@ def error_at(*at: str | int, message: str) -> PydanticCustomError:
     """An error about `at` (a path relative to the validated model), e.g. ('max',).
 
     pydantic places a validator's error at the validated object; config errors must name
-    the offending key (`sinks[2].name`), which `bridge.config_errors` appends from `at`.
+    the offending key (`sinks[2].name`), which `bridge.config._errors` appends from `at`.
     """
     return PydanticCustomError(LOCATED_ERROR, "{message}", {"at": at, "message": message})
 

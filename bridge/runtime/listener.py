@@ -16,16 +16,11 @@ read: a request carrying one gets its answer, then the connection is closed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
 
 import h11
 import orjson
-
-from bridge.telemetry import Telemetry, readiness
-
-if TYPE_CHECKING:
-    from bridge.pipeline import Pipeline
 
 MAX_HEADER_BYTES = 16 * 1024
 REQUEST_TIMEOUT = 5.0  # seconds
@@ -37,11 +32,18 @@ _TEXT = "text/plain; charset=utf-8"
 
 
 class Listener:
+    """Serves what `metrics` (the exposition) and `readiness` (the problems keeping the
+    bridge from being ready, by component) return when asked: it knows nothing else."""
+
     def __init__(
-        self, pipeline: Pipeline | None, telemetry: Telemetry, host: str, port: int
+        self,
+        metrics: Callable[[], bytes],
+        readiness: Callable[[], dict[str, str]],
+        host: str,
+        port: int,
     ) -> None:
-        self.pipeline = pipeline
-        self.telemetry = telemetry
+        self._metrics = metrics
+        self._readiness = readiness
         self.host, self._port = host, port
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
@@ -127,11 +129,11 @@ class Listener:
             return 405, b"only GET and HEAD", _TEXT
         path = request.target.split(b"?", 1)[0]
         if path == b"/metrics":
-            return 200, self.telemetry.exposition(), "text/plain; version=0.0.4; charset=utf-8"
+            return 200, self._metrics(), "text/plain; version=0.0.4; charset=utf-8"
         if path == b"/healthz":
             return 200, b'{"status":"alive"}', _JSON
-        if path == b"/readyz" and self.pipeline is not None:
-            problems = readiness(self.pipeline)
+        if path == b"/readyz":
+            problems = self._readiness()
             body = orjson.dumps({"ready": not problems, "problems": problems})
             return 503 if problems else 200, body, _JSON
         return 404, b"not found: try /metrics, /healthz or /readyz", _TEXT

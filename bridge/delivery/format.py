@@ -1,4 +1,4 @@
-"""Turn feed entries into the events sinks deliver (DESIGN.md §6).
+"""Turn feed entries into the events sinks deliver (the README's Events section).
 
 `cloudevents` (default): a CloudEvents 1.0 event in structured JSON whose `data` is the
 entry as served. `cloudevents-binary`: the entry as the body, the event's attributes carried
@@ -16,84 +16,20 @@ the same field names, order and values.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from bridge.config import default_feed_name
-from bridge.feed import Entry
-from bridge.redact import scrub
-
-Format = Literal["cloudevents", "cloudevents-binary", "raw"]
+from bridge.core.entry import Entry
+from bridge.core.event import Event, Format
+from bridge.core.redact import scrub
 
 EVENT_TYPES = {
     "Create": "dicom.instance.created",
     "Update": "dicom.instance.updated",
     "Delete": "dicom.instance.deleted",
 }
-STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
-
-
-class Event:
-    """One entry formatted for one route: CloudEvents attributes plus the encoded body.
-
-    The attributes are computed when first asked for: structured bodies are built without
-    them, and only binary mode and some sinks need them as a mapping."""
-
-    __slots__ = ("_attributes", "_formatter", "body", "entry", "format")
-
-    def __init__(
-        self,
-        entry: Entry,
-        attributes: dict[str, str] | None,
-        body: bytes,
-        fmt: Format = "raw",
-        formatter: Formatter | None = None,
-    ) -> None:
-        self.entry = entry
-        self._attributes = attributes
-        self._formatter = formatter
-        self.body = body
-        self.format = fmt
-
-    @property
-    def attributes(self) -> dict[str, str]:
-        if self._attributes is None:
-            self._attributes = self._formatter.attributes(self.entry)
-        return self._attributes
-
-    @property
-    def id(self) -> str:
-        return self.attributes["id"]
-
-    @property
-    def type(self) -> str:
-        return self.attributes["type"]
-
-    @property
-    def key(self) -> str:
-        """The ordering key: the StudyInstanceUID (CloudEvents `partitionkey`)."""
-        return self.entry.study
-
-    @property
-    def content_type(self) -> str:
-        """The body's media type: structured CloudEvents JSON, or the entry's JSON."""
-        return STRUCTURED_CONTENT_TYPE if self.format == "cloudevents" else "application/json"
-
-    def ce_headers(self, prefix: str) -> list[tuple[str, str]]:
-        """The attributes as transport headers in binary mode (`ce_` for Kafka,
-        `cloudEvents_` for AMQP, `ce-` for HTTP); none in the other formats.
-        `datacontenttype` travels as the transport's content type instead."""
-        if self.format != "cloudevents-binary":
-            return []
-        return [
-            (prefix + name, value)
-            for name, value in self.attributes.items()
-            if name != "datacontenttype"
-        ]
-
-    def __repr__(self) -> str:
-        return f"Event(id={self.id!r}, type={self.type!r})"
 
 
 class Formatter:

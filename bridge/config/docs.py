@@ -1,8 +1,8 @@
 """The README's config reference, generated from the config models (each component declares
 its settings once; docs and validation both come from that declaration).
 
-    python -m bridge.docs            # print the reference
-    python -m bridge.docs --write    # refresh it in README.md between the markers
+    python -m bridge.config.docs            # print the reference
+    python -m bridge.config.docs --write    # refresh it in README.md between the markers
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bridge.config import (
     NoAuth,
     SqliteOffsetsConfig,
 )
-from bridge.config_types import (
+from bridge.core.configspec import (
     FILE_SUFFIX,
     EntraCredential,
     RetryConfig,

@@ -7,7 +7,7 @@ a header and quote it in its error. A value read from a file (`<field>_file`, as
 mounts secrets) follows the file: `get_secret_value()` stats it (cheap) and reads it again
 when it changed, so per-request users pick up a rotated secret without a restart. A file
 that cannot be read later, or holds a bad value, leaves the last good value in use, with
-a warning. Every value is registered with `bridge.redact` so that peers echoing it are
+a warning. Every value is registered with `bridge.core.redact` so that peers echoing it are
 scrubbed.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import GetCoreSchemaHandler, SecretStr
 from pydantic_core import core_schema
 
-from bridge import redact
+from bridge.core.redact import register
 
 log = logging.getLogger("bridge.config")
 
@@ -76,7 +76,7 @@ class Secret(SecretStr):
         self.path = path
         self._stamp: tuple[int, ...] | None = None
         self._problem: str | None = None  # the last warning about the file, said once
-        redact.register(value, source=None if path is None else str(path))
+        register(value, source=None if path is None else str(path))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Secret:
@@ -118,7 +118,7 @@ class Secret(SecretStr):
         self._stamp, self._problem = stamp, None
         if value == self._secret_value:
             return False
-        redact.register(value, source=str(self.path))
+        register(value, source=str(self.path))
         self._secret_value = value
         log.info("secret file %s changed: using its new value", self.path)
         return True

@@ -3,11 +3,11 @@
 Peers quote what they received: a webhook receiver's 400 body holds our Authorization
 header, a feed's error page the token, httpx's error the header value it refused. Such text
 is logged, printed by `check`, served by `/readyz` and written to dead letters. Every secret
-value is registered here when the config is validated (`bridge.secret.Secret`), when a
+value is registered here when the config is validated (`bridge.core.secret.Secret`), when a
 secret file changes and when an Entra ID token is issued, together with the spellings it
 travels in (URL-encoded, JSON- or repr-escaped, base64 as in Basic authentication, the SAS
 key of a connection string, the password of a URL, the key of a `whsec_` secret); `scrub`
-masks all of them. Every output calls it: the log formatters (`bridge.logs`), the CLI's
+masks all of them. Every output calls it: the log formatters (`bridge.runtime.logs`), the CLI's
 printed lines, `/readyz`, dead-letter reasons and the excerpts of peers' answers.
 """
 

@@ -13,28 +13,14 @@ import contextlib
 import logging
 import signal
 
-from bridge.backoff import Backoff
-from bridge.config import BridgeConfig, FeedConfig
-from bridge.cursor import FeedLookup, adopt_legacy_cursors
-from bridge.envelope import Formatter
-from bridge.feed import (
-    AuthProvider,
-    AzureAuth,
-    BearerToken,
-    FeedClient,
-    FeedSource,
-    NoAuth,
-    Reader,
-    SequenceReader,
-    TimeWindowReader,
-    azure_credential,
-)
-from bridge.listener import Listener
+from bridge.config import BridgeConfig
+from bridge.delivery.cursor import adopt_legacy_cursors
+from bridge.delivery.route import Route, RouteFailed
+from bridge.feed import FeedSource
 from bridge.offsets import OffsetStore, open_store
-from bridge.route import Route, RouteFailed
-from bridge.telemetry import Telemetry
-from sinks import create_sink
-from sinks._base import reopen
+from bridge.runtime.listener import Listener
+from bridge.runtime.telemetry import Telemetry, readiness
+from bridge.runtime.wiring import build_route, feed_client, feed_lookup, feed_reader
 
 log = logging.getLogger("bridge.pipeline")
 
@@ -43,7 +29,7 @@ class Pipeline:
     def __init__(self, config: BridgeConfig, *, store: OffsetStore | None = None) -> None:
         self.config = config
         self.telemetry = Telemetry() if config.http else None
-        on_request = self.telemetry.observe_feed if self.telemetry else _ignore
+        on_request = self.telemetry.observe_feed if self.telemetry else None
         self.source = FeedSource(
             feed_client(config.feed, on_request=on_request, helper=True),
             page_size=config.feed.page_size,
@@ -64,8 +50,13 @@ class Pipeline:
         self.routes = [self._route(sink_config) for sink_config in config.sinks]
         self.listener: Listener | None = None
         if self.telemetry is not None:
-            self.telemetry.attach(self)
-            self.listener = Listener(self, self.telemetry, config.http.host, config.http.port)
+            self.telemetry.watch(self.source, self.routes)
+            self.listener = Listener(
+                self.telemetry.exposition,
+                lambda: readiness(self.source, self.routes),
+                config.http.host,
+                config.http.port,
+            )
 
     def _route(self, sink_config) -> Route:
         return build_route(
@@ -75,7 +66,7 @@ class Pipeline:
             store=self.store,
             lookup=self.lookup,
             on_change=self._changed.set,
-            on_send=self.telemetry.observe_send if self.telemetry else _ignore,
+            on_send=self.telemetry.observe_send if self.telemetry else None,
         )
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
@@ -168,82 +159,7 @@ class Pipeline:
         """SIGHUP (logrotate's `postrotate`): sinks writing files open their paths again."""
         log.info("SIGHUP: sinks writing files open their paths again")
         sinks = [sink for route in self.routes for sink in (route.sink, route.dead_letter) if sink]
-        task = asyncio.ensure_future(asyncio.gather(*map(reopen, sinks), return_exceptions=True))
+        reopening = [sink.reopen() for sink in sinks]
+        task = asyncio.ensure_future(asyncio.gather(*reopening, return_exceptions=True))
         self._reopening.add(task)
         task.add_done_callback(self._reopening.discard)
-
-
-def build_route(
-    config: BridgeConfig,
-    sink_config,
-    *,
-    reader: Reader,
-    store: OffsetStore,
-    lookup: FeedLookup | None = None,
-    on_change=None,
-    on_send=None,
-) -> Route:
-    """A route for one sink of `config`: its sink, dead-letter target, formatter, cursor."""
-    dead_letter = None
-    if sink_config.dead_letter is not None:
-        dead_letter = create_sink(sink_config.dead_letter, name=f"{sink_config.name}.dead_letter")
-    return Route(
-        name=sink_config.name,
-        config=sink_config,
-        sink=create_sink(sink_config),
-        dead_letter=dead_letter,
-        reader=reader,
-        formatter=Formatter(config.feed.url, sink_config.format, config.feed.name),
-        store=store,
-        feed_key=config.feed.name,
-        lookup=lookup,
-        commit_interval=config.offsets.commit_interval,
-        on_change=on_change or _ignore,
-        on_send=on_send or _ignore,
-    )
-
-
-def _ignore(*args: object) -> None:
-    return None
-
-
-def feed_client(feed: FeedConfig, on_request=None, *, helper: bool = False) -> FeedClient:
-    """The feed's HTTP client; `helper` (when `feed.http_helper` allows) moves its requests
-    to a helper process, which pays off for a running bridge, not for one probe."""
-    return FeedClient(
-        feed.url,
-        feed.api_version,
-        auth=auth_provider(feed),
-        timeout=feed.timeout,
-        max_page_bytes=feed.max_page_bytes,
-        max_requests_per_second=feed.max_requests_per_second,
-        backoff=Backoff(feed.retry.initial, feed.retry.max),
-        fallback_after=feed.metadata_retries,
-        max_connections=feed.prefetch + 2,  # httpcore scans every pooled connection per request
-        helper=helper and feed.http_helper,
-        **({"on_request": on_request} if on_request else {}),
-    )
-
-
-def feed_lookup(feed: FeedConfig, client: FeedClient) -> FeedLookup:
-    """Single-entry reads for cursors through `client`; a v2 feed looks sequences up through
-    the v1 API of the same service."""
-    v1 = feed.model_copy(update={"api_version": "v1", "page_size": 100})
-    return FeedLookup(client, lambda: feed_client(v1))
-
-
-def feed_reader(feed: FeedConfig, source: FeedSource) -> Reader:
-    if feed.api_version == "v2":
-        return TimeWindowReader(
-            source, poll_interval=feed.poll_interval, safety_lag=feed.safety_lag
-        )
-    return SequenceReader(source, prefetch=feed.prefetch, poll_interval=feed.poll_interval)
-
-
-def auth_provider(feed: FeedConfig) -> AuthProvider:
-    auth = feed.auth
-    if auth.type == "bearer":
-        return BearerToken(auth.token)
-    if auth.type == "azure":
-        return AzureAuth(azure_credential(**auth.credential_options()), auth.scope)
-    return NoAuth()

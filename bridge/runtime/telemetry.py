@@ -1,4 +1,4 @@
-"""Prometheus metrics and readiness, read from the running pipeline.
+"""Prometheus metrics and readiness, read from the feed and the routes.
 
 Counters live as plain integers on the routes and the feed client (no metric objects on the
 per-entry path); a custom collector turns them into Prometheus families when `/metrics` is
@@ -9,21 +9,77 @@ counters, base units (seconds).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from bridge import __version__
-from bridge.feed import to_ticks
-from bridge.feed._timestamps import TICKS_PER_SECOND, now_ticks
-from bridge.progress import sequence_of
-from bridge.redact import scrub
+from bridge.core.entry import Entry
+from bridge.core.redact import scrub
+from bridge.feed import TICKS_PER_SECOND, now_ticks, to_ticks
+from bridge.runtime.progress import sequence_of
 
-if TYPE_CHECKING:
-    from bridge.pipeline import Pipeline
+
+class FeedClientView(Protocol):
+    """What telemetry reads of the feed client (`bridge.feed.FeedClient`)."""
+
+    @property
+    def responses(self) -> dict[str, int]: ...
+    @property
+    def pages(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+
+
+class FeedView(Protocol):
+    """What telemetry reads of the shared feed reader (`bridge.feed.FeedSource`)."""
+
+    @property
+    def client(self) -> FeedClientView: ...
+    @property
+    def latest_seen(self) -> Entry | None: ...
+
+
+class StatsView(Protocol):
+    forwarded: int
+    filtered: int
+    dead_lettered: int
+    failed: dict[str, int]
+
+
+class RouteView(Protocol):
+    """What telemetry reads of a route (`bridge.delivery.Route`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def stats(self) -> StatsView: ...
+    @property
+    def latest(self) -> int: ...
+    @property
+    def committed_position(self) -> object: ...
+    @property
+    def oldest_timestamp(self) -> str | None: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def unreachable(self) -> str | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def failure(self) -> str | None: ...
+    @property
+    def fatal(self) -> BaseException | None: ...
+
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -45,11 +101,10 @@ class Telemetry:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.pipeline: Pipeline | None = None
 
-    def attach(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.registry.register(_PipelineCollector(pipeline))
+    def watch(self, feed: FeedView, routes: Sequence[RouteView]) -> None:
+        """Export the counters and gauges of `feed` and `routes` at every scrape."""
+        self.registry.register(_Collector(feed, routes))
 
     def observe_send(self, sink: str, seconds: float) -> None:
         self.send_seconds.labels(sink).observe(seconds)
@@ -61,38 +116,31 @@ class Telemetry:
         return generate_latest(self.registry)
 
 
-def readiness(pipeline: Pipeline) -> dict[str, str]:
+def readiness(feed: FeedView, routes: Sequence[RouteView]) -> dict[str, str]:
     """What keeps the bridge from being ready, by component (empty when ready)."""
     problems: dict[str, str] = {}
-    client = pipeline.source.client
-    if client.last_error:
-        problems["feed"] = client.last_error
-    for route in pipeline.routes:
+    if feed.client.last_error:
+        problems["feed"] = feed.client.last_error
+    for route in routes:
         if route.fatal is not None:
             problems["offsets"] = str(route.fatal)
         if route.failure:
             problems[f"sink {route.name}"] = f"stopped: {route.failure}"
-        elif not route.connected or _unreachable(route):
+        elif not route.connected or route.unreachable:
             problems[f"sink {route.name}"] = (
-                _unreachable(route) or route.last_error or "not connected yet"
+                route.unreachable or route.last_error or "not connected yet"
             )
     return {component: scrub(problem) for component, problem in problems.items()}
 
 
-def _unreachable(route) -> str | None:
-    """What the sink knows of its peer being unreachable while a send is pending (a Kafka
-    producer with every broker down): the send outcomes alone would not tell yet."""
-    return getattr(route.sink, "unreachable", None)
-
-
-class _PipelineCollector:
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+class _Collector:
+    def __init__(self, feed: FeedView, routes: Sequence[RouteView]) -> None:
+        self.feed = feed
+        self.routes = routes
 
     def collect(self) -> Iterator[Metric]:
-        pipeline = self.pipeline
-        client = pipeline.source.client
-        latest_entry = pipeline.source.latest_seen
+        client = self.feed.client
+        latest_entry = self.feed.latest_seen
         feed_latest = latest_entry.sequence or 0 if latest_entry is not None else 0
 
         yield _gauge("dicom_bridge_up", "1 while the bridge runs.", value=1)
@@ -118,7 +166,7 @@ class _PipelineCollector:
             value=feed_latest,
         )
 
-        routes = pipeline.routes
+        routes = self.routes
         yield from _per_sink(
             routes,
             CounterMetricFamily,
@@ -174,7 +222,7 @@ class _PipelineCollector:
             GaugeMetricFamily,
             "dicom_bridge_lag_seconds",
             "Age of the oldest entry admitted but not yet delivered (0 when none).",
-            lambda r: _age(r.tracker.oldest_timestamp if r.tracker else None, now),
+            lambda r: _age(r.oldest_timestamp, now),
         )
         yield from _per_sink(
             routes,
@@ -188,14 +236,14 @@ class _PipelineCollector:
             GaugeMetricFamily,
             "dicom_bridge_pending_events",
             "Entries admitted beyond the cursor (bounded by max_pending).",
-            lambda r: len(r.tracker) if r.tracker else 0,
+            lambda r: r.pending,
         )
         yield from _per_sink(
             routes,
             GaugeMetricFamily,
             "dicom_bridge_sink_connected",
             "1 when the sink's last send reached its peer.",
-            lambda r: int(r.connected and not _unreachable(r)),
+            lambda r: int(r.connected and not r.unreachable),
         )
         yield from _per_sink(
             routes,

@@ -8,7 +8,7 @@ failures and poison entries to the dead-letter target, and marks each entry hand
 committer stores the tracker's watermark on an interval, on catch-up and on shutdown.
 
 A route failure (a sink refusing our credentials, the feed refusing the request, a reset
-feed: `bridge.cursor`) stops this route only, with its cursor at the last entry handled.
+feed: `bridge.delivery.cursor`) stops this route only, with its cursor at the last entry handled.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge._dispatch import KeyedQueue
-from bridge._tracker import AckTracker, Slot
-from bridge.backoff import Backoff
-from bridge.cursor import Cursor, FeedLookup, RouteFailed
-from bridge.envelope import Event, Formatter
-from bridge.feed import Entry, FeedError, Reader
+from bridge.core.backoff import Backoff
+from bridge.core.entry import Entry
+from bridge.core.event import Event
+from bridge.core.sink import Delivered, Permanent, Sink, SinkFatalError, Transient
+from bridge.delivery.cursor import Cursor, FeedLookup, RouteFailed
+from bridge.delivery.format import Formatter
+from bridge.delivery.keyed_queue import KeyedQueue
+from bridge.delivery.tracker import AckTracker, Slot
+from bridge.feed import FeedError, Reader
 from bridge.offsets import OffsetStore, OffsetStoreError
-from sinks._base import Delivered, Permanent, Sink, SinkFatalError, Transient
 
 log = logging.getLogger("bridge.route")
 _UNSET: Any = object()
@@ -152,6 +154,22 @@ class Route:
     @property
     def in_flight(self) -> int:
         return len(self._deliveries)
+
+    @property
+    def pending(self) -> int:
+        """Entries admitted beyond the cursor, not yet handled."""
+        return len(self.tracker) if self.tracker is not None else 0
+
+    @property
+    def oldest_timestamp(self) -> str | None:
+        """The feed timestamp of the oldest admitted entry not yet handled."""
+        return self.tracker.oldest_timestamp if self.tracker is not None else None
+
+    @property
+    def unreachable(self) -> str | None:
+        """Why the sink's peer cannot be reached while a send is pending, when the sink
+        knows it (a Kafka producer with every broker down) before any outcome tells."""
+        return self.sink.unreachable
 
     @property
     def position(self) -> Any:

@@ -3,7 +3,7 @@
 Route loggers carry the sink name (`extra={"sink": ...}`); it appears as `sink=NAME` in
 text and as a `sink` field in JSON, so every line about a route can be filtered by sink.
 Both formatters pass the whole line (message, fields, exception text) through
-`bridge.redact.scrub`: a peer's words quoted in a message never carry a secret out.
+`bridge.core.redact.scrub`: a peer's words quoted in a message never carry a secret out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from bridge.redact import scrub
+from bridge.core.redact import scrub
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -58,3 +58,12 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for quiet in ("azure.servicebus", "azure.identity", "azure.core.pipeline"):
         logging.getLogger(quiet).setLevel(logging.CRITICAL)
+
+
+def report(line: str) -> None:
+    """An error for the operator: `dicom-bridge: <line>` on stderr, or a JSON log record
+    when logs are JSON (so every stderr line parses)."""
+    if isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter):
+        logging.getLogger("bridge.cli").error(line)
+    else:
+        print(scrub(f"dicom-bridge: {line}"), file=sys.stderr)

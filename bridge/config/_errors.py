@@ -17,7 +17,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Discriminator, SecretStr, ValidationError
 
-from bridge.config_types import (
+from bridge.core.configspec import (
     FILE_SUFFIX,
     LOCATED_ERROR,
     holds_secret,

@@ -1,9 +1,9 @@
-"""Operator commands that do not run the bridge: `check` and `offsets show|set|reset`.
+"""`dicom-bridge offsets show|set|reset`: the routes' cursors, read and moved.
 
-They answer promptly: the feed is probed once (no retry loop) and each sink check has a
-deadline. Moving a cursor while the bridge runs would be overwritten by its next commit:
-stop the bridge first (as Kafka Connect requires a stopped connector). A cursor set is
-stored with the fingerprint of the entry it lands on, so a feed reset later is detected.
+They answer promptly: the feed is probed once (no retry loop). Moving a cursor while the
+bridge runs would be overwritten by its next commit: stop the bridge first (as Kafka Connect
+requires a stopped connector). A cursor set is stored with the fingerprint of the entry it
+lands on, so a feed reset later is detected.
 """
 
 from __future__ import annotations
@@ -15,71 +15,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bridge.config import BridgeConfig
-from bridge.cursor import adopt_legacy_cursors, fingerprint_of
+from bridge.delivery.cursor import adopt_legacy_cursors, fingerprint_of
 from bridge.feed import FeedError, SequenceReader, TimeWindowReader
 from bridge.offsets import Fingerprint, OffsetStore, open_store
-from bridge.pipeline import feed_client, feed_lookup
-from sinks import create_sink
-
-CHECK_TIMEOUT = 15.0
-
-
-@dataclass
-class Probe:
-    ok: bool
-    component: str
-    detail: str
-
-
-async def check(config: BridgeConfig) -> list[Probe]:
-    """Reach the feed, the offset store and every sink (and dead-letter target)."""
-    probes = [await _probe_feed(config)]
-    store = open_store(config.offsets)
-    try:
-        await asyncio.wait_for(store.check(), CHECK_TIMEOUT)
-        probes.append(Probe(True, "offsets", f"{config.offsets.type} store writable"))
-    except Exception as exc:
-        probes.append(Probe(False, "offsets", _one_line(exc)))
-    finally:
-        await store.close()
-    for sink_config in config.sinks:
-        probes.append(await _probe_sink(sink_config, f"sink {sink_config.name}"))
-        if sink_config.dead_letter is not None:
-            probes.append(
-                await _probe_sink(
-                    sink_config.dead_letter,
-                    f"sink {sink_config.name} dead_letter",
-                    name=f"{sink_config.name}.dead_letter",
-                )
-            )
-    return probes
-
-
-async def _probe_feed(config: BridgeConfig) -> Probe:
-    client = feed_client(config.feed)
-    try:
-        latest = await asyncio.wait_for(client.probe(), CHECK_TIMEOUT)
-    except TimeoutError:
-        return Probe(False, "feed", f"{config.feed.url}: no answer within {CHECK_TIMEOUT:.0f}s")
-    except FeedError as exc:
-        return Probe(False, "feed", str(exc))
-    finally:
-        await client.close()
-    where = f"{config.feed.url} ({config.feed.api_version})"
-    if latest is None:
-        return Probe(True, "feed", f"{where}: reachable, the feed is empty")
-    return Probe(True, "feed", f"{where}: reachable, latest sequence {latest.sequence}")
-
-
-async def _probe_sink(sink_config, component: str, name: str | None = None) -> Probe:
-    try:
-        sink = create_sink(sink_config, name=name)
-        detail = await asyncio.wait_for(sink.check(), CHECK_TIMEOUT)
-        return Probe(True, component, detail)
-    except TimeoutError:
-        return Probe(False, component, f"no answer within {CHECK_TIMEOUT:.0f}s")
-    except Exception as exc:
-        return Probe(False, component, _one_line(exc))
+from bridge.ops._probe import PROBE_TIMEOUT, one_line
+from bridge.runtime.wiring import feed_client, feed_lookup
 
 
 @dataclass
@@ -105,16 +45,16 @@ async def _cursors(config: BridgeConfig) -> AsyncIterator[OffsetStore]:
         await store.close()
 
 
-async def offsets_show(config: BridgeConfig) -> tuple[list[CursorRow], str | None]:
+async def show_offsets(config: BridgeConfig) -> tuple[list[CursorRow], str | None]:
     """Each configured route's cursor, the feed's latest sequence and the lag; the second
     value explains why `latest` is unknown, if it is."""
     latest, problem = None, None
     client = feed_client(config.feed)
     try:
-        entry = await asyncio.wait_for(client.probe(), CHECK_TIMEOUT)
+        entry = await asyncio.wait_for(client.probe(), PROBE_TIMEOUT)
         latest = entry.sequence if entry is not None else 0
     except (FeedError, TimeoutError) as exc:
-        problem = _one_line(exc) or "no answer"
+        problem = one_line(exc) or "no answer"
     finally:
         await client.close()
     async with _cursors(config) as store:
@@ -143,9 +83,9 @@ def as_dicts(rows: list[CursorRow]) -> list[dict]:
     return [asdict(row) for row in rows]
 
 
-async def offsets_set(config: BridgeConfig, sink: str, sequence: int) -> str:
+async def set_offset(config: BridgeConfig, sink: str, sequence: int) -> str:
     """Move a cursor so that the next entry delivered is the first after `sequence`."""
-    _require_sink(config, sink)
+    config.route(sink)  # raises naming the routes there are
     if sequence < 0:
         raise ValueError("--sequence must be >= 0")
     position, fingerprint, note = await _position_after(config, sequence)
@@ -169,15 +109,15 @@ async def _position_after(
     lookup = feed_lookup(config.feed, client)
     try:
         if config.feed.api_version == "v2":
-            entry = await asyncio.wait_for(lookup.at_or_after(sequence), CHECK_TIMEOUT)
+            entry = await asyncio.wait_for(lookup.at_or_after(sequence), PROBE_TIMEOUT)
             if entry is None or entry.sequence != sequence:
                 raise ValueError(f"the feed has no entry with sequence {sequence} to position on")
             return lookup.after(entry), fingerprint_of(entry), ""
-        entry = await asyncio.wait_for(lookup.at_or_before(sequence), CHECK_TIMEOUT)
+        entry = await asyncio.wait_for(lookup.at_or_before(sequence), PROBE_TIMEOUT)
     except (FeedError, TimeoutError) as exc:
         if config.feed.api_version == "v2":
             raise
-        reason = _one_line(exc) or "no answer"
+        reason = one_line(exc) or "no answer"
         return sequence, None, f" (without a fingerprint: {reason}; the bridge takes it on start)"
     finally:
         await client.close()
@@ -188,27 +128,16 @@ def _reader(config: BridgeConfig) -> Any:
     return TimeWindowReader if config.feed.api_version == "v2" else SequenceReader
 
 
-async def offsets_reset(config: BridgeConfig, sink: str, *, to_latest: bool) -> str:
+async def reset_offset(config: BridgeConfig, sink: str, *, to_latest: bool) -> str:
     """Back to the feed's beginning (the stored cursor is deleted), or to its latest entry."""
-    _require_sink(config, sink)
+    config.route(sink)  # raises naming the routes there are
     if to_latest:
         client = feed_client(config.feed)
         try:
-            latest = await asyncio.wait_for(client.probe(), CHECK_TIMEOUT)
+            latest = await asyncio.wait_for(client.probe(), PROBE_TIMEOUT)
         finally:
             await client.close()
-        return await offsets_set(config, sink, latest.sequence if latest else 0)
+        return await set_offset(config, sink, latest.sequence if latest else 0)
     async with _cursors(config) as store:
         await store.delete(config.feed.name, sink)
     return f"sink {sink}: cursor reset to the beginning of the feed"
-
-
-def _require_sink(config: BridgeConfig, sink: str) -> None:
-    names = [s.name for s in config.sinks]
-    if sink not in names:
-        raise ValueError(f"no sink named {sink!r} in the config (sinks: {', '.join(names)})")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from bridge.config import BridgeConfig
+from bridge.delivery.route import Route
 from bridge.feed import FeedSource, Page, SequenceReader
 from bridge.offsets.memory import MemoryOffsetStore
-from bridge.pipeline import build_route, feed_client
-from bridge.progress import Progress
-from bridge.route import Route
+from bridge.runtime.progress import Progress
+from bridge.runtime.wiring import build_route, feed_client
 
 
 class RangeReader:
@@ -54,10 +54,7 @@ class ReplayResult:
 async def replay(
     config: BridgeConfig, sink: str, first: int, last: int | None = None
 ) -> ReplayResult:
-    sink_config = next((s for s in config.sinks if s.name == sink), None)
-    if sink_config is None:
-        names = ", ".join(s.name for s in config.sinks)
-        raise ValueError(f"no sink named {sink!r} in the config (sinks: {names})")
+    sink_config = config.route(sink)
     if first < 1 or (last is not None and last < first):
         raise ValueError("--from must be >= 1 and --to >= --from")
     v1 = config.feed.model_copy(update={"api_version": "v1", "page_size": 100})

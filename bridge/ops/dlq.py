@@ -19,13 +19,13 @@ from typing import Any
 
 import orjson
 
-from bridge.backoff import Backoff
 from bridge.config import BridgeConfig
-from bridge.envelope import Event, Formatter
-from bridge.feed import Entry, parse_entry
-from bridge.feed._entry import parse_served
+from bridge.core.backoff import Backoff
+from bridge.core.entry import Entry, parse_entry, parse_served
+from bridge.core.event import Event
+from bridge.core.sink import Delivered, Permanent
+from bridge.delivery.format import Formatter
 from sinks import create_sink
-from sinks._base import Delivered, Permanent
 
 
 @dataclass
@@ -67,10 +67,7 @@ _POISON_MEMBER = b',"entry":'
 
 
 def dead_letter_path(config: BridgeConfig, sink: str) -> Path:
-    sink_config = next((s for s in config.sinks if s.name == sink), None)
-    if sink_config is None:
-        names = ", ".join(s.name for s in config.sinks)
-        raise ValueError(f"no sink named {sink!r} in the config (sinks: {names})")
+    sink_config = config.route(sink)
     target = sink_config.dead_letter
     if target is None or target.type != "file":
         raise ValueError(
@@ -108,7 +105,7 @@ class RedriveResult:
 async def redrive(config: BridgeConfig, sink: str, timeout: float = 60.0) -> RedriveResult:
     path = dead_letter_path(config, sink)
     records = read_records(path)
-    sink_config = next(s for s in config.sinks if s.name == sink)
+    sink_config = config.route(sink)
     formatter = Formatter(config.feed.url, sink_config.format, config.feed.name)
     pending: list[tuple[Record, Event]] = []
     for record in records:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from bridge.envelope import Event
+    from bridge.core.event import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,8 @@ class SinkFatalError(SinkError):
 
 
 class Sink(Protocol):
-    """What a route needs from a sink. Implementations live in `sinks/<type>`."""
+    """What a route needs from a sink. Implementations live in `sinks/<type>` and subclass
+    `BaseSink`, which gives the members a sink may have nothing to say about."""
 
     name: str
 
@@ -67,18 +68,27 @@ class Sink(Protocol):
         """Probe the peer; return a one-line description, raise SinkError if unreachable."""
         ...
 
-    # Optional: `unreachable: str | None`, why the peer cannot be reached right now when
-    # the sink knows it while a send is still pending (readiness and the connected gauge
-    # use it; without it, only send outcomes tell).
+    @property
+    def unreachable(self) -> str | None:
+        """Why the peer cannot be reached right now, when the sink knows it while a send is
+        still pending (readiness and the connected gauge use it; otherwise only send
+        outcomes tell)."""
+        ...
 
-    # Optional: `async def reopen(self) -> None`, let go of the files the sink writes and
-    # open their paths again at the next send (SIGHUP, after logrotate renamed them).
+    async def reopen(self) -> None:
+        """Let go of the files the sink writes and open their paths again at the next send
+        (SIGHUP, after logrotate renamed them)."""
+        ...
 
     async def close(self) -> None: ...
 
 
-async def reopen(sink: Sink) -> None:
-    """Call the sink's optional `reopen` hook (sinks without files have none)."""
-    hook = getattr(sink, "reopen", None)
-    if hook is not None:
-        await hook()
+class BaseSink:
+    """Defaults of `Sink`'s members that only some sinks need."""
+
+    @property
+    def unreachable(self) -> str | None:
+        return None
+
+    async def reopen(self) -> None:
+        return None

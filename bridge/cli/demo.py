@@ -57,8 +57,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.cli import load, run_async, run_pipeline
-    from bridge.lock import state_lock
+    from bridge.cli.options import load
+    from bridge.offsets.lock import state_lock
+    from bridge.runtime.app import run_async, run_pipeline
 
     if not args.config.exists():
         raise FileNotFoundError(
@@ -96,10 +97,10 @@ async def _start_over_where_the_feed_differs(config) -> None:
     """Delete the cursors the fresh simulator does not hold: ahead of it (a `--follow` run
     appended studies) or standing on an entry it does not have (another `--seed` or
     `--entries`). The demo owns its simulator, so starting over is the honest answer."""
-    from bridge.admin import offsets_reset
-    from bridge.cursor import same_entry
+    from bridge.delivery.cursor import same_entry
     from bridge.offsets import open_store
-    from bridge.pipeline import feed_client, feed_lookup
+    from bridge.ops import reset_offset
+    from bridge.runtime.wiring import feed_client, feed_lookup
 
     store = open_store(config.offsets)
     try:
@@ -133,7 +134,7 @@ async def _start_over_where_the_feed_differs(config) -> None:
             "(another --seed or --entries): starting them over"
         )
     for sink in ahead + elsewhere:
-        await offsets_reset(config, sink, to_latest=False)
+        await reset_offset(config, sink, to_latest=False)
 
 
 async def _append_studies(url: str) -> None:

@@ -21,16 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bridge.feed import (
-    Entry,
-    FeedClient,
-    FeedResetError,
-    Page,
-    Reader,
-    TimePosition,
-    from_ticks,
-    to_ticks,
-)
+from bridge.core.entry import Entry
+from bridge.feed import FeedClient, FeedResetError, Page, Reader, TimePosition, from_ticks, to_ticks
 from bridge.offsets import Fingerprint, OffsetStore, StoredOffset
 
 if TYPE_CHECKING:

@@ -1,0 +1,110 @@
+"""The config file's other sections (offsets, http) and the whole file, `BridgeConfig`.
+
+Relative paths in the config are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from bridge.config.feed import FeedConfig
+from bridge.core.configspec import Duration, StrictModel, error_at, tagged_union
+from sinks import AnySinkConfig, SinkConfig
+
+
+class _OffsetStoreConfig(StrictModel):
+    """Settings every offset store shares."""
+
+    commit_interval: Duration = Field(
+        "1s",
+        validate_default=True,
+        gt=0,
+        description="How often a route commits its cursor while delivering (also on "
+        "shutdown and when caught up). Longer means fewer writes and more duplicates after "
+        "a crash.",
+    )
+
+
+class SqliteOffsetsConfig(_OffsetStoreConfig):
+    """Cursors in an embedded sqlite file (WAL, fsync on each commit)."""
+
+    type: Literal["sqlite"] = Field("sqlite", description="Offset store type.")
+    path: Path = Field(Path("state/offsets.db"), description="Database file (directories created).")
+
+
+OffsetsConfig = tagged_union([SqliteOffsetsConfig], default="sqlite")
+
+
+class HttpConfig(StrictModel):
+    """The metrics and health listener."""
+
+    listen: str = Field(
+        "127.0.0.1:9464", description="host:port to listen on ([::1]:9464 for IPv6)."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _split_host_port(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return _split_host_port(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return _split_host_port(self.listen)[1]
+
+
+def _split_host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"invalid address {value!r} (use host:port, e.g. 127.0.0.1:9464)")
+    return host, int(port)
+
+
+class BridgeConfig(StrictModel):
+    """The whole config file."""
+
+    feed: FeedConfig = Field(description="The change feed to read.")
+    offsets: OffsetsConfig = Field(
+        default_factory=SqliteOffsetsConfig, description="Where each route's cursor is kept."
+    )
+    sinks: list[AnySinkConfig] = Field(
+        description="The routes: one sink each, with its own cursor, filter and retries."
+    )
+    http: HttpConfig | None = Field(
+        None, description="Metrics and health listener; off when absent."
+    )
+    drain_timeout: Duration = Field(
+        "10s",
+        validate_default=True,
+        description="On SIGTERM/SIGINT, how long in-flight events may take to be delivered "
+        "and committed before the bridge exits anyway (they are re-sent after a restart).",
+    )
+
+    def route(self, name: str) -> SinkConfig:
+        """The sink (route) called `name`; ValueError naming the routes there are."""
+        for sink in self.sinks:
+            if sink.name == name:
+                return sink
+        names = ", ".join(sink.name for sink in self.sinks)
+        raise ValueError(f"no sink named {name!r} in the config (sinks: {names})")
+
+    @field_validator("sinks")
+    @classmethod
+    def _named_uniquely(cls, sinks: list[Any]) -> list[Any]:
+        if not sinks:
+            raise ValueError("at least one sink is required")
+        first: dict[str, int] = {}
+        for index, sink in enumerate(sinks):
+            if sink.name in first:
+                message = f"duplicate sink name {sink.name!r} (also sinks[{first[sink.name]}])"
+                raise error_at(index, "name", message=message)
+            first[sink.name] = index
+        return sinks

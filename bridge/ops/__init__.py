@@ -1,0 +1,25 @@
+"""Operator commands that do not run the bridge: `check`, `offsets show|set|reset`,
+`replay`, `dlq show|redrive`. Each builds the parts it needs from the config
+(`bridge.runtime.wiring`) for one task and answers promptly."""
+
+from bridge.ops.check import Probe, check
+from bridge.ops.dlq import Record, RedriveResult, dead_letter_path, read_records, redrive
+from bridge.ops.offsets import CursorRow, as_dicts, reset_offset, set_offset, show_offsets
+from bridge.ops.replay import ReplayResult, replay
+
+__all__ = [
+    "CursorRow",
+    "Probe",
+    "Record",
+    "RedriveResult",
+    "ReplayResult",
+    "as_dicts",
+    "check",
+    "dead_letter_path",
+    "read_records",
+    "redrive",
+    "replay",
+    "reset_offset",
+    "set_offset",
+    "show_offsets",
+]

@@ -1,0 +1,9 @@
+"""What the operator commands share: they answer promptly, each peer asked once."""
+
+#: Seconds a command waits for one peer (the feed, the store, a sink).
+PROBE_TIMEOUT = 15.0
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
