@@ -4,6 +4,7 @@ cursor only to the contiguous low watermark of handled entries (`tracker`, `curs
 
 from bridge.delivery.cursor import FeedLookup, RouteFailed
 from bridge.delivery.format import Formatter
-from bridge.delivery.route import Route, RouteStats
+from bridge.delivery.route import Route
+from bridge.delivery.sender import RouteStats, Sender
 
-__all__ = ["FeedLookup", "Formatter", "Route", "RouteFailed", "RouteStats"]
+__all__ = ["FeedLookup", "Formatter", "Route", "RouteFailed", "RouteStats", "Sender"]

@@ -18,35 +18,22 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.core.backoff import Backoff
 from bridge.core.entry import Entry
 from bridge.core.event import Event
-from bridge.core.sink import Delivered, Permanent, Sink, SinkFatalError, Transient
+from bridge.core.sink import Delivered, Outcome, Sink, SinkFatalError, Transient
 from bridge.delivery.cursor import Cursor, FeedLookup, RouteFailed
 from bridge.delivery.format import Formatter
 from bridge.delivery.keyed_queue import KeyedQueue
+from bridge.delivery.sender import RouteStats, Sender, raise_if_cancelled
 from bridge.delivery.tracker import AckTracker, Slot
 from bridge.feed import FeedError, Reader
 from bridge.offsets import OffsetStore, OffsetStoreError
 
 log = logging.getLogger("bridge.route")
 _UNSET: Any = object()
-
-
-@dataclass
-class RouteStats:
-    """Counters since the process started (exported as Prometheus counters)."""
-
-    forwarded: int = 0
-    filtered: int = 0
-    dead_lettered: int = 0
-    retries: int = 0
-    failed: dict[str, int] = field(
-        default_factory=lambda: {"transient": 0, "permanent": 0, "poison": 0}
-    )
 
 
 class _Item(Slot):
@@ -89,6 +76,27 @@ class Route:
         self.commit_interval = commit_interval
         self.backoff = Backoff(config.retry.initial, config.retry.max)
         self.stats = RouteStats()
+        self.log = logging.LoggerAdapter(log, {"sink": name})
+        self._sender = Sender(
+            sink,
+            backoff=self.backoff,
+            max_elapsed=config.retry.max_elapsed,
+            give_up=self._dead_letter,
+            stats=self.stats,
+            log=self.log,
+            on_send=on_send,
+            on_outcomes=self._note_connection,
+        )
+        self._dead_letters = dead_letter and Sender(  # retried without limit
+            dead_letter,
+            backoff=self.backoff,
+            max_elapsed=None,
+            give_up=self._refused_dead_letter,
+            stats=RouteStats(),
+            log=self.log,
+            on_send=on_send,
+            what="dead letters",
+        )
         self.failure: str | None = None
         self.fatal: BaseException | None = None
         self.latest = 0
@@ -96,9 +104,7 @@ class Route:
         self.last_error: str | None = None
         self.committed: Any = _UNSET
         self.caught_up_at: Any = _UNSET
-        self.log = logging.LoggerAdapter(log, {"sink": name})
         self._on_change = on_change
-        self._on_send = on_send
         self._admits = config.filter.admits if config.filter.restricts else None
         self._queue: KeyedQueue[_Item] = KeyedQueue()
         self._wakeup = asyncio.Event()
@@ -302,7 +308,7 @@ class Route:
                 except SinkFatalError:
                     raise
                 except Exception as exc:
-                    _raise_if_cancelled()
+                    raise_if_cancelled()
                     delay = self.backoff.delay(attempt)
                     attempt += 1
                     self.last_error = f"cannot open sink {sink.name}: {exc}"
@@ -339,7 +345,7 @@ class Route:
             self._fail(f"unexpected error while delivering: {type(exc).__name__}: {exc}")
 
     async def _deliver(self, items: list[_Item]) -> None:
-        pending = []
+        pending: list[_Item] = []
         for item in items:
             if item.event is None:
                 self.stats.failed["poison"] += 1
@@ -347,51 +353,8 @@ class Route:
                 self._handled(item)
             else:
                 pending.append(item)
-        attempt = 0
-        budget = self.config.retry.max_elapsed  # None: retry without limit
-        give_up_at = None if budget is None else time.monotonic() + budget
-        while pending:
-            outcomes = await self._send(self.sink, [item.event for item in pending])
-            spent = give_up_at is not None and time.monotonic() >= give_up_at
-            retry: list[_Item] = []
-            held: set[str] = set()  # keys with an earlier event of this batch to retry
-            hint: float | None = None
-            reason = ""
-            for item, outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, Permanent):
-                    self.stats.failed["permanent"] += 1
-                    await self._dead_letter(item.event, outcome.reason)
-                elif isinstance(outcome, Transient) and outcome.attempted and spent:
-                    self.stats.failed["transient"] += 1
-                    late = f"still failing after retry.max_elapsed {budget:g}s"
-                    await self._dead_letter(item.event, f"{outcome.reason} ({late})")
-                elif isinstance(outcome, Transient) or item.entry.study in held:
-                    # Resend after the earlier failure too, so that the last copy of each
-                    # event the consumer gets is in the study's feed order.
-                    retry.append(item)
-                    held.add(item.entry.study)
-                    if isinstance(outcome, Transient):
-                        self.stats.failed["transient"] += 1
-                        reason = outcome.reason
-                        if outcome.retry_after is not None:
-                            hint = max(hint or 0.0, outcome.retry_after)
-                    continue
-                else:
-                    self.stats.forwarded += 1
-                self._handled(item)
-            pending = retry
-            if spent and pending:  # held back unsent until now: a budget of their own
-                give_up_at, attempt = time.monotonic() + budget, 0
-            if pending:
-                self.stats.retries += len(pending)
-                delay = self.backoff.delay(attempt, hint)
-                if give_up_at is not None:  # the last attempt at the budget's end
-                    delay = max(0.0, min(delay, give_up_at - time.monotonic()))
-                attempt += 1
-                self.log.warning(
-                    "%d events not delivered (%s); retrying in %.1fs", len(pending), reason, delay
-                )
-                await asyncio.sleep(delay)
+        events = [item.event for item in pending if item.event is not None]
+        await self._sender.deliver(events, lambda index: self._handled(pending[index]))
 
     def _handled(self, item: _Item) -> None:
         """The entry is delivered, dead-lettered or filtered: its slot stays until the
@@ -401,53 +364,23 @@ class Route:
 
     async def _dead_letter(self, subject: Entry | Event, reason: str) -> None:
         entry = subject.entry if isinstance(subject, Event) else subject
-        if self.dead_letter is None:
+        if self._dead_letters is None:
             raise RouteFailed(
                 f"sink {self.name}: sequence {entry.sequence} was not delivered ({reason}) "
                 "and the route has no dead_letter target; add one or fix the cause"
             )
         record = self.formatter.dead_letter(subject, reason, self.name)
-        attempt = 0
-        while True:
-            [outcome] = await self._send(self.dead_letter, [record])
-            if isinstance(outcome, Delivered):
-                self.stats.dead_lettered += 1
-                self.log.warning("sequence %s dead-lettered: %s", entry.sequence, reason)
-                return
-            if isinstance(outcome, Permanent):
-                raise RouteFailed(
-                    f"sink {self.name}: the dead-letter target rejected sequence "
-                    f"{entry.sequence}: {outcome.reason}"
-                )
-            delay = self.backoff.delay(attempt, outcome.retry_after)
-            attempt += 1
-            self.log.warning(
-                "dead-letter target unavailable (%s); retrying in %.1fs", outcome.reason, delay
-            )
-            await asyncio.sleep(delay)
+        await self._dead_letters.deliver([record], lambda index: None)
+        self.stats.dead_lettered += 1
+        self.log.warning("sequence %s dead-lettered: %s", entry.sequence, reason)
 
-    async def _send(self, sink: Sink, events: list[Event]) -> list[Any]:
-        """`sink.send`, where a misbehaving sink counts as a transient failure, never as
-        a delivery."""
-        started = time.monotonic()
-        try:
-            outcomes = await sink.send(events)
-        except SinkFatalError:
-            raise
-        except Exception as exc:
-            self.log.debug("sink %s raised", sink.name, exc_info=True)
-            outcomes = [Transient(f"{type(exc).__name__}: {exc}")] * len(events)
-        finally:
-            self._on_send(sink.name, time.monotonic() - started)
-        _raise_if_cancelled()
-        if len(outcomes) != len(events):
-            reason = f"sink {sink.name} returned {len(outcomes)} outcomes for {len(events)} events"
-            outcomes = [Transient(reason)] * len(events)
-        if sink is self.sink:
-            self._note_connection(outcomes)
-        return outcomes
+    async def _refused_dead_letter(self, record: Event, reason: str) -> None:
+        raise RouteFailed(
+            f"sink {self.name}: the dead-letter target rejected sequence "
+            f"{record.entry.sequence}: {reason}"
+        )
 
-    def _note_connection(self, outcomes: list[Any]) -> None:
+    def _note_connection(self, outcomes: list[Outcome]) -> None:
         """A send with no delivery and a transient failure means the peer is unreachable
         (for readiness); any delivery means it is back."""
         if any(isinstance(outcome, Delivered) for outcome in outcomes):
@@ -471,13 +404,3 @@ class Route:
             self.log.error("%s", exc)
             self.stop_intake()
             self._on_change()
-
-
-def _raise_if_cancelled() -> None:
-    """Re-raise a cancellation a client library swallowed: the Service Bus SDK's connect
-    (through Python 3.11's `asyncio.wait_for`) can answer a cancelled send with a
-    connection error instead, and the route would retry it until the peer came back,
-    holding up the shutdown all that time."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -10,7 +10,7 @@ parsed stay where they are.
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -23,9 +23,9 @@ from bridge.config import BridgeConfig
 from bridge.core.backoff import Backoff
 from bridge.core.entry import Entry, parse_entry, parse_served
 from bridge.core.event import Event
-from bridge.core.sink import Delivered, Permanent
 from bridge.delivery.format import Formatter
-from sinks import create_sink
+from bridge.delivery.sender import RouteStats, Sender
+from sinks import SinkConfig, create_sink
 
 
 @dataclass
@@ -113,37 +113,48 @@ async def redrive(config: BridgeConfig, sink: str, timeout: float = 60.0) -> Red
         if entry is not None and not entry.poison:
             pending.append((record, formatter.event(entry)))
     unreadable = len(records) - len(pending)
-    delivered = await _send(create_sink(sink_config), sink_config, pending, timeout)
+    delivered = await _send(sink_config, pending, timeout)
     kept = [record for record in records if id(record) not in delivered]
     _rewrite(path, records, kept)
     return RedriveResult(len(delivered), len(kept), unreadable)
 
 
-async def _send(sink, sink_config, pending, timeout: float) -> set[int]:
-    """Send until every event is delivered or permanently refused, or `timeout` passes;
-    returns the ids of the records delivered."""
-    delivered: set[int] = set()
+async def _send(
+    sink_config: SinkConfig, pending: list[tuple[Record, Event]], timeout: float
+) -> set[int]:
+    """Send in batches with the route's retry policy (a `Sender`) until every event is
+    delivered or permanently refused, or `timeout` passes (checked between sends: a send
+    under way is never cut); returns the ids of the records delivered."""
+    handled: set[int] = set()
+    refused: set[int] = set()  # their records stay in the file
+
+    async def keep(event: Event, reason: str) -> None:
+        refused.add(id(event))
+
+    sink = create_sink(sink_config)
     backoff = Backoff(sink_config.retry.initial, sink_config.retry.max)
+    log = logging.LoggerAdapter(logging.getLogger("bridge.dlq"), {"sink": sink_config.name})
     deadline = time.monotonic() + timeout
     await sink.open()
     try:
-        attempt = 0
-        while pending and time.monotonic() < deadline:
-            batch = pending[: sink_config.batch_size]
-            outcomes = await sink.send([event for _, event in batch])
-            retry = []
-            for (record, event), outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, Delivered):
-                    delivered.add(id(record))
-                elif not isinstance(outcome, Permanent):
-                    retry.append((record, event))
-            pending = retry + pending[len(batch) :]
-            if retry:
-                await asyncio.sleep(backoff.delay(attempt))
-                attempt += 1
+        for start in range(0, len(pending), sink_config.batch_size):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            batch = pending[start : start + sink_config.batch_size]
+            events = [event for _, event in batch]
+            sender = Sender(
+                sink,
+                backoff=backoff,
+                max_elapsed=remaining,
+                give_up=keep,
+                stats=RouteStats(),
+                log=log,
+            )
+            await sender.deliver(events, lambda index, first=start: handled.add(first + index))
     finally:
         await sink.close()
-    return delivered
+    return {id(pending[index][0]) for index in handled if id(pending[index][1]) not in refused}
 
 
 def _rewrite(path: Path, records: list[Record], kept: list[Record]) -> None:
