@@ -26,28 +26,25 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.core.blockingio import SerialThread, os_reason
-from bridge.core.sink import DELIVERED, BaseSink, Outcome, SinkError, Transient
-from sinks._io import json_lines
+from bridge.core.blockingio import os_reason
+from bridge.core.sink import SinkError
+from sinks._io import JsonLinesSink
 
 if TYPE_CHECKING:
-    from bridge.core.event import Event
     from sinks.file.config import Config
 
 log = logging.getLogger(__name__)
 
 
-class FileSink(BaseSink):
+class FileSink(JsonLinesSink):
     def __init__(self, config: Config, *, name: str) -> None:
-        self.name = name
+        super().__init__(name=name, target=config.path)
         self.path = config.path
         self._fsync = config.fsync
         self._rotate_bytes = config.rotate_bytes
-        self._thread = SerialThread()
         self._fd: int | None = None
         self._size = 0
 
@@ -58,16 +55,6 @@ class FileSink(BaseSink):
         except OSError as exc:
             reason = os_reason(exc, self.path)
             log.warning("sink %s: cannot open %s; retrying at the next send", self.name, reason)
-
-    async def send(self, events: Sequence[Event]) -> list[Outcome]:
-        if not events:
-            return []
-        data = json_lines(events)
-        try:
-            await self._thread.run(lambda: self._append(data))
-        except OSError as exc:
-            return [Transient(os_reason(exc, self.path))] * len(events)
-        return [DELIVERED] * len(events)
 
     async def check(self) -> str:
         try:
@@ -104,7 +91,7 @@ class FileSink(BaseSink):
             raise
         self._fd, self._size = fd, size
 
-    def _append(self, data: bytes) -> None:
+    def _write(self, data: bytes) -> None:
         self._follow_path()
         self._open()
         if self._rotate_bytes and self._size and self._size + len(data) > self._rotate_bytes:
