@@ -33,8 +33,7 @@ from bridge.core.configspec import (
     parse_duration,
     secret_fields,
 )
-from sinks import SinkConfig, config_models
-from sinks._config import FilterConfig, RouteRetryConfig
+from sinks import FilterConfig, RouteRetryConfig, SinkConfig, config_models
 
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 _ROUTE_FIELDS = set(SinkConfig.model_fields) - {"type"}

@@ -1,0 +1,99 @@
+"""The offset store contract: the cursor rows, their fingerprint, the store protocol, and
+the choice of a backend by `offsets.type`."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+import orjson
+
+if TYPE_CHECKING:
+    from bridge.config import OffsetsConfig
+
+
+class OffsetStoreError(Exception):
+    """The store cannot be opened, read or written; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """An entry of the feed as it was read. The service never changes these fields of a
+    row, so a feed whose row at `sequence` is absent or differs is not the feed the cursor
+    was committed against (it was reset or restored, or the URL names another service)."""
+
+    sequence: int
+    timestamp: str
+    sop: str
+
+    def encode(self) -> str:
+        return orjson.dumps(
+            {"sequence": self.sequence, "timestamp": self.timestamp, "sop": self.sop}
+        ).decode()
+
+    @classmethod
+    def decode(cls, text: str | None) -> Fingerprint | None:
+        """None for a cursor stored without one (by an older version)."""
+        if not text:
+            return None
+        value = orjson.loads(text)
+        return cls(value["sequence"], value["timestamp"], value["sop"])
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOffset:
+    feed: str
+    sink: str
+    position: str
+    sequence: int | None
+    updated_at: datetime
+    fingerprint: Fingerprint | None = None
+
+
+class OffsetStore(Protocol):
+    async def load(self, feed: str, sink: str) -> StoredOffset | None:
+        """The committed cursor, or None when the route has never committed."""
+        ...
+
+    async def commit(
+        self,
+        feed: str,
+        sink: str,
+        position: str,
+        sequence: int | None,
+        fingerprint: Fingerprint | None = None,
+    ) -> None:
+        """Durably replace the cursor (insert or update, atomically)."""
+        ...
+
+    async def adopt(self, feed: str, legacy: str) -> list[str]:
+        """Move the cursors kept under `legacy` (the key an older version used for this
+        feed) to `feed`, unless `feed` has one for that sink already (the legacy row is then
+        dropped); returns the sinks whose cursor moved."""
+        ...
+
+    async def list(self, feed: str | None = None) -> list[StoredOffset]:
+        """All cursors (of one feed), ordered by feed then sink."""
+        ...
+
+    async def delete(self, feed: str, sink: str) -> bool:
+        """Forget the cursor (the route starts over); False if there was none."""
+        ...
+
+    async def check(self) -> str:
+        """Verify the store is writable; return a one-line description or raise."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+_BACKENDS = {
+    "sqlite": "bridge.offsets.sqlite",
+}
+
+
+def open_store(config: OffsetsConfig) -> OffsetStore:
+    """Open the store `config` describes; raises OffsetStoreError if it is unusable."""
+    return importlib.import_module(_BACKENDS[config.type]).open_store(config)
