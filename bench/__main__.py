@@ -24,8 +24,7 @@ from pathlib import Path
 import orjson
 
 from bench.harness import Run, run_bridge, run_json, simulator_post
-from bridge.feed import to_ticks
-from bridge.feed._timestamps import TICKS_PER_SECOND
+from bridge.feed import TICKS_PER_SECOND, to_ticks
 from bridge.simulator.process import SimulatorSubprocess
 
 TOPIC = "dicom.changes"
