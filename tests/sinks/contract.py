@@ -6,13 +6,14 @@ and the test is skipped with the reason. What the route relies on:
 
 - delivered: `Delivered` means the peer holds the event: once, body intact, with the event
   id where the transport carries one, each study's events in the order they were sent;
+  also after `reopen()` (SIGHUP);
 - transient: while the peer is unreachable, sends answer `Transient` (never `Delivered`,
   never an exception), and the route's retries deliver the same events, once, when it is
   back;
 - permanent: an event the peer refuses for good is `Permanent` with a one-line reason, and
   the others of the send are delivered;
-- fatal: a peer refusing the sink as a whole stops it with `SinkFatalError`, one line
-  without a secret;
+- fatal: a peer refusing the sink's credentials, or its destination gone, stops the sink
+  with `SinkFatalError`, one line without a secret;
 - close drains: `close()` after sends loses no acknowledged event and leaves nothing running
   (tasks, threads, processes, connections), also after a send was cancelled (the route's
   shutdown), an outage or a fatal refusal; it is harmless twice or on a sink never opened;
@@ -131,6 +132,19 @@ async def never_given_up(event: Event, reason: str) -> None:
     pytest.fail(f"sequence {event.entry.sequence} given up: {reason}")
 
 
+def route_sender(sink: Sink) -> Sender:
+    """What a route sends with: retries with backoff (short here) until each event is
+    delivered; none may be given up on."""
+    return Sender(
+        sink,
+        backoff=Backoff(initial=0.05, maximum=0.5),
+        max_elapsed=None,
+        give_up=never_given_up,
+        stats=RouteStats(),
+        log=log,
+    )
+
+
 # -- the contract -----------------------------------------------------------------------
 
 
@@ -141,6 +155,15 @@ async def test_delivered_events_are_held_once_in_study_order_with_ids_and_bodies
     assert await within(sink.send(first)) == [DELIVERED] * 30
     assert await within(sink.send(second)) == [DELIVERED] * 30
     assert_held_once_in_order(harness, first + second)  # delivered: held already
+
+
+async def test_after_reopen_the_next_sends_are_delivered(harness, new_sink):
+    sink = await opened(new_sink)
+    first, second = make_events(1, 6, STUDIES), make_events(7, 6, STUDIES)
+    assert await within(sink.send(first)) == [DELIVERED] * 6
+    await within(sink.reopen())  # SIGHUP: let go of the files written
+    assert await within(sink.send(second)) == [DELIVERED] * 6
+    assert_held_once_in_order(harness, first + second)
 
 
 async def test_an_unreachable_peer_is_transient_and_the_retries_deliver_once_it_is_back(
@@ -160,19 +183,39 @@ async def test_an_unreachable_peer_is_transient_and_the_retries_deliver_once_it_
         assert_no_secret(harness, outcome.reason)
 
     harness.bring_back()
-    sender = Sender(
-        sink,
-        backoff=Backoff(initial=0.05, maximum=0.5),
-        max_elapsed=None,
-        give_up=never_given_up,
-        stats=RouteStats(),
-        log=log,
-    )
     handled: set[int] = set()
-    await within(sender.deliver(during, handled.add))  # the route's retries
+    await within(route_sender(sink).deliver(during, handled.add))
     assert handled == set(range(12))
     assert_held_once_in_order(harness, before + during)
     await assert_nothing_left(leftovers, sink)  # what the outage broke included
+
+
+async def test_a_sink_opened_while_its_peer_is_down_delivers_once_it_is_back(
+    harness, new_sink, leftovers
+):
+    skip_if_declared(harness, "no_outage")
+    harness.take_down()
+    sink = new_sink()
+    for _ in range(2):  # the route tries again and again, with its backoff
+        try:
+            await within(sink.open())  # some sinks connect at the first send only
+        except SinkFatalError:
+            raise
+        except SinkError as exc:  # worth retrying: the route logs it and tries again
+            assert_one_line(str(exc))
+            assert_no_secret(harness, str(exc))
+
+    harness.bring_back()
+    async with asyncio.timeout(DEADLINE):
+        while True:
+            with contextlib.suppress(SinkError):
+                await sink.open()
+                break
+            await asyncio.sleep(0.05)
+    batch = make_events(1, 6, STUDIES)
+    await within(route_sender(sink).deliver(batch, lambda index: None))
+    assert_held_once_in_order(harness, batch)
+    await assert_nothing_left(leftovers, sink)  # the failed opens included
 
 
 async def test_an_event_refused_for_good_is_permanent_and_the_others_are_delivered(
@@ -190,12 +233,17 @@ async def test_an_event_refused_for_good_is_permanent_and_the_others_are_deliver
     assert_held_once_in_order(harness, before + after)
 
 
+@pytest.mark.parametrize(
+    ("refusal", "declaration"),
+    [("refuse_credentials", "no_credentials"), ("remove_destination", "no_destination")],
+    ids=["credentials-refused", "destination-gone"],
+)
 async def test_a_peer_refusing_the_sink_stops_it_with_one_line_without_secrets(
-    harness, new_sink, leftovers
+    harness, new_sink, leftovers, refusal, declaration
 ):
-    skip_if_declared(harness, "no_fatal")
+    skip_if_declared(harness, declaration)
+    getattr(harness, refusal)()
     sink = new_sink()
-    harness.refuse_credentials()
     with pytest.raises(SinkFatalError) as failure:
         async with asyncio.timeout(DEADLINE):
             await sink.open()

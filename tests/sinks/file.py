@@ -2,8 +2,8 @@
 
 Down is the file's directory moved away and a plain file put in its place (every open,
 stat or write under it fails with ENOTDIR); back is the directory where it was, holding
-the file the sink has open. The file sink has no permanent and no fatal case: every write
-failure is an OSError an operator can fix.
+the file the sink has open. The file sink has no permanent and no fatal case: every write failure
+is an OSError an operator can fix.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ class Harness(SinkHarness):
         "a write fails only with an OSError (disk full, permissions) that an operator can "
         "fix: transient, never dead-lettered"
     )
-    no_fatal = "no credentials and no endpoint: a path that cannot be written is transient"
+    no_credentials = "a file has no credentials: a permission error is transient"
+    no_destination = (
+        "a missing directory is created again: a path that cannot be written is transient"
+    )
 
     def start(self, workdir: Path) -> None:
         self.directory = workdir / "out"

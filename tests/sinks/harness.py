@@ -3,9 +3,10 @@
 A harness starts the sink's real peer once per test module, gives each test a destination
 of its own (a topic, a queue, a file), builds the sink's config for it, reads back what the
 peer holds, and plays the peer's failures: down and back, refusing one event for good,
-refusing our credentials. A sink type without one of these failures declares it with the
-reason (`no_outage`, `no_permanent`, `no_fatal`): its contract test is skipped with that
-reason, in the open, rather than missing.
+refusing our credentials, the destination gone. A sink type without one of these failures
+declares it with the reason (`no_outage`, `no_permanent`, `no_credentials`,
+`no_destination`): its contract test is skipped with that reason, in the open, rather than
+missing.
 
 One module per sink type, `tests/sinks/<type>.py`, holds a class `Harness` subclassing
 `SinkHarness`; `tests/sinks/README.md` says how to write one.
@@ -51,8 +52,10 @@ class SinkHarness(abc.ABC):
     no_outage: ClassVar[str | None] = None
     #: Why no event can be refused for good by this sink's peer (no permanent test), or None.
     no_permanent: ClassVar[str | None] = None
-    #: Why this sink cannot be refused for good as a whole (no fatal test), or None.
-    no_fatal: ClassVar[str | None] = None
+    #: Why this sink's peer cannot refuse its credentials (no fatal test of it), or None.
+    no_credentials: ClassVar[str | None] = None
+    #: Why this sink's destination cannot go away (no fatal test of it), or None.
+    no_destination: ClassVar[str | None] = None
     #: Secret values the sink's config holds: no error, log line or repr may show them.
     secrets: ClassVar[tuple[str, ...]] = ()
     #: Names (prefixes) of the threads a peer running in the test process starts, which
@@ -94,8 +97,12 @@ class SinkHarness(abc.ABC):
         raise NotImplementedError(self.no_permanent)
 
     def refuse_credentials(self) -> None:
-        """Make the peer refuse the sink as a whole from now on (credentials, endpoint)."""
-        raise NotImplementedError(self.no_fatal)
+        """Make the peer refuse the sink's credentials from now on."""
+        raise NotImplementedError(self.no_credentials)
+
+    def remove_destination(self) -> None:
+        """Make the destination (topic, queue, endpoint) gone from now on."""
+        raise NotImplementedError(self.no_destination)
 
 
 def load(sink_type: str) -> SinkHarness:

@@ -4,8 +4,9 @@ A topic of three partitions per test, read back to its end with a consumer. Down
 broker down (connections refused); the sink's records then wait in librdkafka until
 `message.timeout.ms`, which is short here so that an outage ends a send in seconds. The
 mock has no SASL, so the refusal is the one a cluster without the idempotent-write ACL
-gives: CLUSTER_AUTHORIZATION_FAILED to the producer id request. A refused event is one
-larger than the brokers' `message.max.bytes` (1 MB by default).
+gives: CLUSTER_AUTHORIZATION_FAILED to the producer id request; a destination gone is a
+topic that does not exist (the mock cannot delete one; the sink does not create topics).
+A refused event is one larger than the brokers' `message.max.bytes` (1 MB by default).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Harness(SinkHarness):
             "topic": self.topic,
             "close_timeout": "2s",
             "producer": {
+                "allow.auto.create.topics": False,
                 "sasl.password": PASSWORD,
                 "message.timeout.ms": 3000,
                 "reconnect.backoff.ms": 50,
@@ -76,3 +78,6 @@ class Harness(SinkHarness):
 
     def refuse_credentials(self) -> None:
         self.cluster.push_errors("InitProducerId", "CLUSTER_AUTHORIZATION_FAILED")
+
+    def remove_destination(self) -> None:
+        self.topic = f"contract.gone{next(_topics)}"

@@ -4,7 +4,8 @@
 A queue per test, read back through the peer's control channel (message id, session id and
 body as stored). Down is an outage of the peer (connections dropped, the port closed) until
 `bring_back`. The peer refuses our credentials by answering the SAS token's put-token with
-401; a refused event is one larger than the entity's message size limit (256 KB).
+401, and the destination is gone when it knows no such entity; a refused event is one
+larger than the entity's message size limit (256 KB).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Harness(SinkHarness):
     def reset(self, workdir: Path) -> None:
         self.peer.restore()
         self.peer.clear()
-        self.peer.set(cbs_status=202)
+        self.peer.set(cbs_status=202, entities=None)
         self.queue = f"contract-{next(_queues)}"
 
     def config(self) -> dict[str, Any]:
@@ -63,3 +64,6 @@ class Harness(SinkHarness):
 
     def refuse_credentials(self) -> None:
         self.peer.set(cbs_status=401)
+
+    def remove_destination(self) -> None:
+        self.peer.set(entities=[])

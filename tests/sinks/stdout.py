@@ -1,10 +1,11 @@
 """The stdout sink's contract harness: standard output replaced by a pipe the test reads.
 
-The sink writes to whatever `sys.stdout` is at each write, so the harness swaps in the
-write end of a pipe when the sink's config is built (in the test itself: pytest's output
-capture puts its own `sys.stdout` back between a test's phases) and reads the read end.
-The pipe is enlarged to hold everything a contract test writes, so no reader thread is
-needed. Closing the read end is the one refusal standard output has: a broken pipe.
+The sink writes to whatever `sys.stdout` is at each write. The harness makes a pipe for
+each test and puts its write end in `sys.stdout` when the sink's config is built, in the
+test itself (pytest's output capture puts its own `sys.stdout` back between a test's
+phases). The pipe is enlarged to hold everything a contract test writes, so no reader
+thread is needed. A reader closing the pipe (a broken pipe) is the one way standard output
+goes away.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Harness(SinkHarness):
         "fatal (broken pipe)"
     )
     no_permanent = "every event is one line of bytes: standard output takes any of them"
+    no_credentials = "standard output has no credentials"
 
     def start(self, workdir: Path) -> None:
         self._reader: int | None = None
@@ -39,15 +41,15 @@ class Harness(SinkHarness):
 
     def reset(self, workdir: Path) -> None:
         self._release()
+        reader, writer = os.pipe()
+        fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        os.set_blocking(reader, False)
+        self._reader = reader
+        self._writer = io.TextIOWrapper(open(writer, "wb"))  # noqa: SIM115 - until released
         self._data = b""
 
     def config(self) -> dict[str, Any]:
-        if self._writer is None:
-            reader, writer = os.pipe()
-            fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-            os.set_blocking(reader, False)
-            self._reader = reader
-            self._writer = io.TextIOWrapper(open(writer, "wb"))  # noqa: SIM115 - until reset
+        if sys.stdout is not self._writer:
             self._stdout = sys.stdout
             sys.stdout = self._writer
         return {"name": ROUTE, "type": "stdout"}
@@ -63,7 +65,7 @@ class Harness(SinkHarness):
             self._data += chunk
         return [Received(line) for line in self._data.splitlines()]
 
-    def refuse_credentials(self) -> None:
+    def remove_destination(self) -> None:
         self.received()  # keep what was written so far
         if self._reader is not None:
             os.close(self._reader)

@@ -21,7 +21,8 @@ def test_a_harness_is_complete_and_declares_what_its_peer_cannot_do(sink_type):
     overridden = {
         "no_outage": ("take_down", "bring_back"),
         "no_permanent": ("refuse",),
-        "no_fatal": ("refuse_credentials",),
+        "no_credentials": ("refuse_credentials",),
+        "no_destination": ("remove_destination",),
     }
     for declaration, methods in overridden.items():
         declared = getattr(harness, declaration) is not None

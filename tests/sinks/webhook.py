@@ -4,8 +4,8 @@
 One receiver per module, its requests forgotten between tests. Received events are the
 accepted requests' bodies, with the `webhook-id` header turned back into the event id. Down
 is the receiver stopped (connections refused), back is it started again on the same port.
-The receiver refuses an event for good with 422 and our credentials with 401 (it expects
-another bearer token from then on).
+The receiver refuses an event for good with 422, our credentials with 401 (it expects
+another bearer token from then on), and says the endpoint is gone with 410.
 """
 
 from __future__ import annotations
@@ -71,3 +71,6 @@ class Harness(SinkHarness):
 
     def refuse_credentials(self) -> None:
         self.receiver.bearer_token = "another-token"
+
+    def remove_destination(self) -> None:
+        self.receiver.set_faults(gone=True)
