@@ -29,20 +29,6 @@ async def open_sink(path: Path, **options):
     return sink
 
 
-async def test_send_appends_one_line_per_event(tmp_path: Path) -> None:
-    path = tmp_path / "deep" / "out" / "events.jsonl"
-    sink = await open_sink(path)
-    try:
-        batch = events(3)
-        assert await sink.send(batch) == [DELIVERED] * 3
-        assert await sink.send(events(1, first=4)) == [DELIVERED]
-        assert await sink.send([]) == []
-    finally:
-        await sink.close()
-    assert path.read_bytes() == b"".join(e.body + b"\n" for e in [*batch, *events(1, first=4)])
-    assert sequences(path) == [1, 2, 3, 4]
-
-
 async def test_partial_last_line_is_terminated_on_open(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(events(1)[0].body + b"\n" + b'{"specversion":"1.0","id":"trunc')

@@ -119,12 +119,17 @@ class Broker(Handler):
             self.store.clear()
             return self.store.stats()
         if op == "outage":
-            self._outage(float(request["seconds"]))
-            return {"down_for": request["seconds"]}
+            seconds = request.get("seconds")
+            self._outage(None if seconds is None else float(seconds))
+            return {"down_for": seconds}
+        if op == "restore":
+            self._come_back()
+            return {"listening": f"{self.host}:{self.port}"}
         raise ValueError(f"unknown op {op!r}")
 
-    def _outage(self, seconds: float) -> None:
-        """Stop listening and drop every connection; listen again on the same port later."""
+    def _outage(self, seconds: float | None) -> None:
+        """Stop listening and drop every connection; listen again on the same port after
+        `seconds` (None: at the `restore` command)."""
         if self.acceptor is not None:
             self.acceptor.close()
             self.acceptor = None
@@ -133,9 +138,12 @@ class Broker(Handler):
             if transport is not None:
                 transport.close_tail()
                 transport.close_head()
-        self.container.schedule(seconds, _Call(self._come_back))
+        if seconds is not None:
+            self.container.schedule(seconds, _Call(self._come_back))
 
     def _come_back(self) -> None:
+        if self.acceptor is not None:
+            return  # listening already (restored before a scheduled return)
         try:
             self._listen()
         except OSError:

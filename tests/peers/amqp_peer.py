@@ -4,6 +4,7 @@
         peer.connection_string                    # for azure-servicebus, any entity name
         peer.set(duplicate_detection=True, max_message_size=8192, server_busy=False)
         peer.outage(10)                           # drop connections, listen again in 10 s
+        peer.outage(None); peer.restore()         # ...or until told to
         peer.messages("queue")                    # stored messages, oldest first (dicts)
         peer.arrivals("queue")                    # (message id, enqueue time) pairs
         peer.stats()                              # counters, queue depths, settings
@@ -101,9 +102,14 @@ class AmqpPeer(LineChild):
     def clear(self) -> dict[str, Any]:
         return self.request("clear")
 
-    def outage(self, seconds: float) -> None:
-        """Drop every connection and stop listening; back on the same port after `seconds`."""
+    def outage(self, seconds: float | None) -> None:
+        """Drop every connection and stop listening; back on the same port after `seconds`
+        (None: at `restore()`)."""
         self.request("outage", seconds=seconds)
+
+    def restore(self) -> None:
+        """End an outage now: listening again on the same port when this returns."""
+        self.request("restore")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ its answer and the events it carried; `accepted()` are those answered 2xx.
         receiver.set_faults(rate_503=0.2, script={17: ["429"]}, reject={42: 400})
         ...  # POST to receiver.url
         receiver.accepted_sequences()
+        receiver.stop(); receiver.start()   # an outage: back on the same port, requests kept
 
 Faults, checked in this order: `gone` (410 for everything), a bearer token mismatch (401),
 the signature (401), parsing (400), `reject` (a status for every request carrying that
@@ -49,6 +50,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 BATCH = "application/cloudevents-batch+json"
 LISTENING = "webhook receiver listening on {url}"
 STALL_CAP = 30.0  # seconds a stalled request waits for the client to give up
+THREAD = "webhook-receiver"  # the name of the thread serving
 _JSON = JSONFormat()
 
 
@@ -135,6 +137,7 @@ class WebhookReceiver:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+        self._port = 0  # a free one at the first start, the same one at the next
         self.url = ""
 
     # -- control (any thread) -------------------------------------------------------------
@@ -173,7 +176,7 @@ class WebhookReceiver:
         config = uvicorn.Config(
             self,
             host="127.0.0.1",
-            port=0,
+            port=self._port,
             lifespan="off",
             access_log=False,
             log_level="warning",
@@ -181,11 +184,12 @@ class WebhookReceiver:
             **self._server_options,
         )
         sock = self._socket = config.bind_socket()
-        self.url = f"{scheme}://127.0.0.1:{sock.getsockname()[1]}/hooks/dicom"
+        self._port = sock.getsockname()[1]
+        self.url = f"{scheme}://127.0.0.1:{self._port}/hooks/dicom"
         self._server = uvicorn.Server(config)
         _quiet_intended_disconnects()
         self._thread = threading.Thread(
-            target=asyncio.run, args=(self._server.serve([sock]),), daemon=True
+            target=asyncio.run, args=(self._server.serve([sock]),), name=THREAD, daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + 10

@@ -1,6 +1,7 @@
 """How the sink reports what the peer refuses: fatal (credentials, missing entity), transient
-with the route's backoff (throttling, outages), transient with a long hint (a full entity);
-`check` and the CLI's one-line reports, never showing the key."""
+with the route's backoff (throttling), transient with a long hint (a full entity); `check`
+and the CLI's one-line reports, never showing the key. (Outages: the sink contract suite,
+`tests/sinks`.)"""
 
 from __future__ import annotations
 
@@ -84,25 +85,6 @@ async def test_a_full_entity_waits_longer_and_says_so(peer):
     assert "ServiceBusQuotaExceededError" in outcomes[0].reason
     [line] = lines
     assert f"servicebus queue '{QUEUE}'" in line and "is full or disabled" in line
-
-
-async def test_an_outage_is_transient_and_the_sink_reconnects(peer):
-    sink = sink_for(peer)
-    await sink.open()
-    try:
-        peer.outage(1.0)
-        down = await sink.send(events(4))
-        assert all(isinstance(outcome, Transient) for outcome in down)
-        assert "ServiceBusConnectionError" in down[0].reason
-        outcomes = []
-        for _ in range(100):  # the route's retries, without its backoff
-            outcomes = await sink.send(events(4))
-            if outcomes == [DELIVERED] * 4:
-                break
-    finally:
-        await sink.close()
-    assert outcomes == [DELIVERED] * 4
-    assert len(peer.messages(QUEUE)) == 4
 
 
 async def test_check_reports_one_line(peer):
