@@ -87,6 +87,7 @@ class HostileFeed:
         self.requests: list[tuple[float, str, dict[str, str]]] = []
         self._faults: dict[str, deque[str]] = {"page": deque(), "latest": deque()}
         self._maintenance_until = 0.0
+        self._maintenance_seconds = 0.0  # armed: the window opens at the next request
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -101,7 +102,9 @@ class HostileFeed:
         self._faults[path].extend(faults)
 
     def maintenance(self, seconds: float) -> None:
-        self._maintenance_until = time.monotonic() + seconds
+        """Serve a maintenance page for `seconds` from the next request on (not from now:
+        the client may take a while to start, a helper process for one)."""
+        self._maintenance_seconds = seconds
 
     def pending_faults(self) -> int:
         return sum(len(faults) for faults in self._faults.values())
@@ -150,6 +153,9 @@ class HostileFeed:
 
     async def _answer(self, writer: asyncio.StreamWriter, path: str, query: dict) -> bool:
         """Answer one request; False when the connection must be closed."""
+        if self._maintenance_seconds:
+            self._maintenance_until = time.monotonic() + self._maintenance_seconds
+            self._maintenance_seconds = 0.0
         if time.monotonic() < self._maintenance_until:
             return await _send(writer, 200, MAINTENANCE, "text/html")
         if path == "/v1/changefeed/latest":
