@@ -104,7 +104,7 @@ async def _start_over_where_the_feed_differs(config) -> None:
 
     store = open_store(config.offsets)
     try:
-        stored = {row.sink: row for row in await store.list(config.feed.name)}
+        stored = {row.sink: row for row in await store.list(config.feed.key)}
     finally:
         await store.close()
     client = feed_client(config.feed)

@@ -193,6 +193,12 @@ class FeedConfig(StrictModel):
             self.name = default_feed_name(self.url)
         return self
 
+    @property
+    def key(self) -> str:
+        """The feed's name, whether set or the default (validation fills `name` in): the
+        key of its cursors and the prefix of its event ids."""
+        return self.name or default_feed_name(self.url)
+
     @field_validator("page_size", mode="before")
     @classmethod
     def _default_page_size(cls, value: Any, info: ValidationInfo) -> Any:

@@ -106,7 +106,7 @@ async def redrive(config: BridgeConfig, sink: str, timeout: float = 60.0) -> Red
     path = dead_letter_path(config, sink)
     records = read_records(path)
     sink_config = config.route(sink)
-    formatter = Formatter(config.feed.url, sink_config.format, config.feed.name)
+    formatter = Formatter(config.feed.url, sink_config.format, config.feed.key)
     pending: list[tuple[Record, Event]] = []
     for record in records:
         entry = record.feed_entry()

@@ -38,7 +38,7 @@ class Pipeline:
             cache_windows=8 * config.feed.prefetch if len(config.sinks) > 1 else 0,
         )
         self.store = store or open_store(config.offsets)
-        self.feed_key = config.feed.name
+        self.feed_key = config.feed.key
         self.lookup = feed_lookup(config.feed, self.source.client)
         self._changed = asyncio.Event()
         self._stopping = False
