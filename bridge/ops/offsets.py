@@ -30,7 +30,7 @@ class CursorRow:
     latest: int | None
     lag: int | None
     updated_at: str | None
-    fingerprint: dict | None
+    fingerprint: dict[str, Any] | None
     feed: str  # feed.name: the key of the cursors
 
 
@@ -79,7 +79,7 @@ async def show_offsets(config: BridgeConfig) -> tuple[list[CursorRow], str | Non
     return rows, problem
 
 
-def as_dicts(rows: list[CursorRow]) -> list[dict]:
+def as_dicts(rows: list[CursorRow]) -> list[dict[str, Any]]:
     return [asdict(row) for row in rows]
 
 
@@ -137,7 +137,7 @@ async def reset_offset(config: BridgeConfig, sink: str, *, to_latest: bool) -> s
             latest = await asyncio.wait_for(client.probe(), PROBE_TIMEOUT)
         finally:
             await client.close()
-        return await set_offset(config, sink, latest.sequence if latest else 0)
+        return await set_offset(config, sink, latest.sequence or 0 if latest else 0)
     async with _cursors(config) as store:
         await store.delete(config.feed.key, sink)
     return f"sink {sink}: cursor reset to the beginning of the feed"
