@@ -41,14 +41,15 @@ _UNSET: Any = object()
 
 
 class _Item(Slot):
-    """An admitted entry: its tracker slot, and the event to deliver (None for poison)."""
+    """An admitted entry: its tracker slot, and the event to deliver (None for poison).
+    Both go (None) once the entry is handled."""
 
     __slots__ = ("entry", "event")
 
     def __init__(self, entry: Entry, event: Event | None) -> None:
         size = len(event.body) if event is not None else 0
         super().__init__(entry.position, False, entry.timestamp, size)
-        self.entry = entry
+        self.entry: Entry | None = entry
         self.event = event
 
 
@@ -355,8 +356,10 @@ class Route:
         pending: list[_Item] = []
         for item in items:
             if item.event is None:
+                entry = item.entry
+                assert entry is not None  # not handled yet
                 self.stats.failed["poison"] += 1
-                await self._dead_letter(item.entry, item.entry.problem or "poison entry")
+                await self._dead_letter(entry, entry.problem or "poison entry")
                 self._handled(item)
             else:
                 pending.append(item)
@@ -366,7 +369,7 @@ class Route:
     def _handled(self, item: _Item) -> None:
         """The entry is delivered, dead-lettered or filtered: its slot stays until the
         watermark passes it, its payload (the event, the entry's bytes) goes now."""
-        del item.event, item.entry
+        item.event = item.entry = None
         self.tracker.complete(item)
 
     async def _dead_letter(self, subject: Entry | Event, reason: str) -> None:
