@@ -234,17 +234,19 @@ class Cursor:
 
     async def watch(self) -> None:
         """Every VERIFY_INTERVAL: the store's file is still there and the feed still holds
-        the anchor's entry; then the cursor committed since becomes the anchor. The anchor
-        predates any reset found, so it is what stays stored then."""
+        the anchor's entry; then the cursor committed before the check began becomes the
+        anchor (one committed while the check read the feed may hold entries of a feed reset
+        meanwhile). The anchor predates any reset found, so it is what stays stored then."""
         while True:
             await asyncio.sleep(VERIFY_INTERVAL)
             await self.store.check()
             if self.lookup is None:
                 continue
+            committed = self._committed
             if self._anchor is not None and not await self._verify(self.lookup, self._anchor):
                 continue
-            if self._committed is not None and self._committed.fingerprint is not None:
-                self._anchor = self._committed
+            if committed is not None and committed.fingerprint is not None:
+                self._anchor = committed
 
     async def _verify(self, lookup: FeedLookup, cursor: _Committed) -> bool:
         """True when the feed holds the cursor's entry; False when it cannot tell now (the

@@ -164,6 +164,38 @@ async def test_a_reset_while_running_leaves_the_last_verified_cursor_stored(
     assert (await store.load("dicom.test", "a")).sequence == 10  # frozen
 
 
+async def test_a_commit_made_while_a_check_reads_the_feed_is_not_taken_as_verified(
+    monkeypatch,
+) -> None:
+    """The check read the intact feed; the feed was reset and the route committed entries
+    of the new one before the answer came back: that commit is checked next, not trusted."""
+    monkeypatch.setattr("bridge.delivery.cursor.VERIFY_INTERVAL", 0.01)
+    feed = Feed(rows(range(1, 21)))
+    store = MemoryOffsetStore()
+    cursor = cursor_for(store, feed)
+    cursor.note(page(feed.entries[:10]))
+    await cursor.commit(10)
+    read, answer = asyncio.Event(), asyncio.Event()
+    find = cursor.lookup.find
+
+    async def find_slowly(sequence: int, timestamp: str):
+        found = await find(sequence, timestamp)
+        read.set()
+        await answer.wait()
+        return found
+
+    monkeypatch.setattr(cursor.lookup, "find", find_slowly)
+    watching = asyncio.create_task(cursor.watch())
+    await asyncio.wait_for(read.wait(), 5)  # the anchor, cursor 10, read from the intact feed
+    feed.entries = rows(range(1, 41), seed="b")
+    cursor.note(page(feed.entries[10:30]))
+    await cursor.commit(30)
+    answer.set()
+    with pytest.raises(FeedResetError, match="reset or restored"):
+        await asyncio.wait_for(watching, 5)
+    assert (await store.load("dicom.test", "a")).sequence == 10
+
+
 @pytest.mark.parametrize("version", ["v1", "v2"])
 async def test_a_cursor_stored_without_a_fingerprint_adopts_the_feeds_entry(
     version,
