@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
 from bridge.core.configspec import tagged_union
 from bridge.core.sink import Sink
@@ -21,10 +23,14 @@ _MODELS: dict[str, type[SinkConfig]] = {
     for name, package in SINK_TYPES.items()
 }
 
-AnySinkConfig = tagged_union(list(_MODELS.values()))
-"""Any registered sink's config, chosen by its `type` key."""
+if TYPE_CHECKING:  # the union is built from the registry at runtime: checkers see its base
+    AnySinkConfig: TypeAlias = SinkConfig
+else:
+    AnySinkConfig = tagged_union(list(_MODELS.values()))
+    """Any registered sink's config, chosen by its `type` key."""
 
-for _model in (SinkConfig, *_MODELS.values()):  # resolve `dead_letter: AnySinkConfig | None`
+_ALL: list[type[SinkConfig]] = [SinkConfig, *_MODELS.values()]
+for _model in _ALL:  # resolve `dead_letter: AnySinkConfig | None`
     _model.model_rebuild(_types_namespace={"AnySinkConfig": AnySinkConfig})
 
 
@@ -36,4 +42,5 @@ def config_models() -> dict[str, type[SinkConfig]]:
 def create_sink(config: SinkConfig, name: str | None = None) -> Sink:
     """Build the sink `config` describes; `name` defaults to the config's route name."""
     module = importlib.import_module(f"{SINK_TYPES[config.type]}.sink")
-    return module.create(config, name=name or config.name)
+    create: Callable[..., Sink] = module.create
+    return create(config, name=name or config.name)

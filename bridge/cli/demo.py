@@ -19,10 +19,14 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from bridge.simulator.process import SimulatorSubprocess
+
+if TYPE_CHECKING:
+    from bridge.config import BridgeConfig
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-async def _start_over_where_the_feed_differs(config) -> None:
+async def _start_over_where_the_feed_differs(config: BridgeConfig) -> None:
     """Delete the cursors the fresh simulator does not hold: ahead of it (a `--follow` run
     appended studies) or standing on an entry it does not have (another `--seed` or
     `--entries`). The demo owns its simulator, so starting over is the honest answer."""
@@ -104,7 +108,7 @@ async def _start_over_where_the_feed_differs(config) -> None:
 
     store = open_store(config.offsets)
     try:
-        stored = {row.sink: row for row in await store.list(config.feed.name)}
+        stored = {row.sink: row for row in await store.list(config.feed.key)}
     finally:
         await store.close()
     client = feed_client(config.feed)
@@ -133,8 +137,8 @@ async def _start_over_where_the_feed_differs(config) -> None:
             f"cursors of {', '.join(elsewhere)} stand on entries not in this fresh simulator "
             "(another --seed or --entries): starting them over"
         )
-    for sink in ahead + elsewhere:
-        await reset_offset(config, sink, to_latest=False)
+    for name in ahead + elsewhere:
+        await reset_offset(config, name, to_latest=False)
 
 
 async def _append_studies(url: str) -> None:

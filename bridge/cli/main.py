@@ -6,8 +6,10 @@ each on stderr; `--debug` adds the traceback (secrets masked).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
+from collections.abc import Callable
 
 from bridge.cli.options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from bridge.cli.parser import build_parser
@@ -22,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--deadline needs --exit-when-caught-up")
     setup_logging(args.log_level, args.log_format)
     try:
-        return args.handler(args)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
     except UsageError as exc:
         for line in str(exc).splitlines():
             report(f"config error: {line}")

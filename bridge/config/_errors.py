@@ -76,8 +76,8 @@ def is_secret(root: type[BaseModel], path: Path, data: Any) -> bool:
         members = _union_members(annotation)
         if members:
             tag = data.get("type") if isinstance(data, dict) else None
-            known = isinstance(tag, str) and tag in members
-            candidates = [members[tag]] if known else list(members.values())
+            member = members.get(tag) if isinstance(tag, str) else None
+            candidates = [member] if member is not None else list(members.values())
             return any(is_secret(model, path[index:], data) for model in candidates)
         child = _child(_strip(annotation), part)
         if child is None:  # inside a secret given as a list (webhook keys), or an unknown key
@@ -127,8 +127,11 @@ def _child(annotation: Any, part: str | int) -> Any:
         # pydantic moves a field's top-level Annotated metadata (the Discriminator of a
         # tagged union) out of its annotation: put it back.
         metadata = list(field.metadata)
-        if field.discriminator is not None:
-            metadata.append(Discriminator(field.discriminator))
+        discriminator = field.discriminator  # a tag field's name, or a Discriminator
+        if isinstance(discriminator, str):
+            metadata.append(Discriminator(discriminator))
+        elif discriminator is not None:
+            metadata.append(discriminator)
         return Annotated[(field.annotation, *metadata)] if metadata else field.annotation
     args = get_args(annotation)
     if get_origin(annotation) in (list, tuple, set, frozenset) and args:

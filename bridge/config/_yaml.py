@@ -17,6 +17,7 @@ Each raises a `yaml.MarkedYAMLError`, which `bridge.config` reports as one
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import yaml
@@ -33,7 +34,7 @@ class StrictLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: Any, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self._depth >= MAX_DEPTH:
             raise yaml.composer.ComposerError(
                 None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
@@ -44,15 +45,15 @@ class StrictLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def compose_document(self) -> yaml.Node:
+    def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
-        if _expanded_size(node, {}) > MAX_VALUES:
+        if node is not None and _expanded_size(node, {}) > MAX_VALUES:
             raise yaml.composer.ComposerError(
                 None, None, f"aliases expand to more than {MAX_VALUES} values", node.start_mark
             )
         return node
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":

@@ -12,9 +12,12 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from bridge.config import (
@@ -65,7 +68,12 @@ def reference() -> str:
     return "\n".join(parts)
 
 
-def _with_nested(title, model, skip, documented):
+Section = tuple[str, tuple[type[BaseModel], set[str]]]
+
+
+def _with_nested(
+    title: str, model: type[BaseModel], skip: set[str], documented: set[type[BaseModel]]
+) -> Iterator[Section]:
     """The section of `model`, then one for each nested settings model not shown yet."""
     yield title, (model, skip)
     for name, field in model.model_fields.items():
@@ -77,7 +85,7 @@ def _with_nested(title, model, skip, documented):
                 yield from _with_nested(f"{title}: `{name}`", nested, set(), documented)
 
 
-def _models_in(annotation) -> list[type[BaseModel]]:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
@@ -114,7 +122,7 @@ def _file_row(name: str, *, mapping: bool) -> str:
     )
 
 
-def _default(field) -> str:
+def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
     if field.default_factory is list:
@@ -129,11 +137,11 @@ def _default(field) -> str:
     return f"`{value}`"
 
 
-def _is_duration(metadata) -> bool:
+def _is_duration(metadata: Iterable[Any]) -> bool:
     return any(getattr(meta, "func", None) is parse_duration for meta in metadata)
 
 
-def _type(annotation) -> str:
+def _type(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if origin is typing.Annotated:

@@ -4,7 +4,7 @@ and the feed's name (the key of its cursors and the prefix of event ids)."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -55,7 +55,10 @@ class AzureAuth(EntraCredential):
     )
 
 
-AuthConfig = tagged_union([NoAuth, BearerAuth, AzureAuth])
+if TYPE_CHECKING:  # the union pydantic builds at runtime, as checkers see it
+    AuthConfig: TypeAlias = NoAuth | BearerAuth | AzureAuth
+else:
+    AuthConfig = tagged_union([NoAuth, BearerAuth, AzureAuth])
 
 PAGE_SIZE_LIMITS = {"v1": 100, "v2": 200}
 _FEED_NAME = re.compile(r"[A-Za-z0-9_.:\[\]-]{1,253}")
@@ -190,15 +193,23 @@ class FeedConfig(StrictModel):
             self.name = default_feed_name(self.url)
         return self
 
+    @property
+    def key(self) -> str:
+        """The feed's name, whether set or the default (validation fills `name` in): the
+        key of its cursors and the prefix of its event ids."""
+        return self.name or default_feed_name(self.url)
+
     @field_validator("page_size", mode="before")
     @classmethod
     def _default_page_size(cls, value: Any, info: ValidationInfo) -> Any:
-        return PAGE_SIZE_LIMITS.get(info.data.get("api_version"), 100) if value is None else value
+        if value is not None:
+            return value
+        return PAGE_SIZE_LIMITS.get(info.data.get("api_version", ""), 100)
 
     @field_validator("page_size")
     @classmethod
     def _page_size_in_range(cls, value: int, info: ValidationInfo) -> int:
-        version = info.data.get("api_version")
+        version = info.data.get("api_version", "")
         limit = PAGE_SIZE_LIMITS.get(version)
         if limit and not 1 <= value <= limit:
             raise ValueError(

@@ -6,7 +6,7 @@ Relative paths in the config are relative to the working directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import Field, field_validator
 
@@ -35,7 +35,10 @@ class SqliteOffsetsConfig(_OffsetStoreConfig):
     path: Path = Field(Path("state/offsets.db"), description="Database file (directories created).")
 
 
-OffsetsConfig = tagged_union([SqliteOffsetsConfig], default="sqlite")
+if TYPE_CHECKING:  # the union pydantic builds at runtime, as checkers see it
+    OffsetsConfig: TypeAlias = SqliteOffsetsConfig
+else:
+    OffsetsConfig = tagged_union([SqliteOffsetsConfig], default="sqlite")
 
 
 class HttpConfig(StrictModel):

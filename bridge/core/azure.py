@@ -85,8 +85,8 @@ def azure_credential(
         kind = f"client secret of application {client_id} in tenant {tenant_id}"
         return EntraIdentity(credential, kind, client_secret)
     if managed_identity_client_id:
-        credential = aio.ManagedIdentityCredential(client_id=managed_identity_client_id)
-        return EntraIdentity(credential, f"managed identity {managed_identity_client_id}")
+        managed = aio.ManagedIdentityCredential(client_id=managed_identity_client_id)
+        return EntraIdentity(managed, f"managed identity {managed_identity_client_id}")
     options: dict[str, str] = {}
     if client_id:  # passing None would also override AZURE_CLIENT_ID: pass only what is set
         options["managed_identity_client_id"] = client_id  # the workload identity's too

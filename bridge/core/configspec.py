@@ -262,5 +262,6 @@ def tagged_union(models: Sequence[type[BaseModel]], *, default: str | None = Non
 
 def tag_of_model(model: type[BaseModel]) -> str:
     """The value of `model`'s `type: Literal["..."]` field."""
+    tag: str
     (tag,) = get_args(model.model_fields["type"].annotation)
     return tag

@@ -81,7 +81,7 @@ class Entry:
     def raw(self) -> Any:
         """The entry's JSON value as served (parsed from `json` on first use when the page
         reader only read the entry's head)."""
-        if self._raw is _FROM_JSON:
+        if self._raw is _FROM_JSON and self.json is not None:
             self._raw = orjson.loads(self.json)
         return self._raw
 
@@ -107,7 +107,7 @@ def parse_entry(obj: Any) -> Entry:
     return entry if entry is not None else _tolerant(obj)
 
 
-def _exact(obj: dict) -> Entry | None:
+def _exact(obj: dict[str, Any]) -> Entry | None:
     """The fast path for entries exactly as the server writes them (camelCase names,
     PascalCase enums, valid values); None sends the entry to the tolerant path."""
     get = obj.get
@@ -197,7 +197,7 @@ def _tolerant(obj: Any) -> Entry:
     return entry
 
 
-def _canonical_view(obj: dict) -> dict:
+def _canonical_view(obj: dict[Any, Any]) -> dict[str, Any]:
     """The bridge's fields by their camelCase names, whatever the casing of each name (a
     name spelled exactly so wins over other casings of it)."""
     view: dict[str, Any] = {}

@@ -109,9 +109,9 @@ def _derived(secret: str) -> Iterator[str]:
         yield unquote(match[1])
     for match in _WEBHOOK_SECRET.finditer(secret):
         yield match[1]
-        key = _decoded(match[1])
-        if key is not None:
-            yield key
+        decoded = _decoded(match[1])
+        if decoded is not None:
+            yield decoded
     for match in _SCHEME_CREDENTIAL.finditer(secret):  # a header value: `Basic <base64>`
         yield match[2]
         decoded = _decoded(match[2]) if match[1].lower() == "basic" else None

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from bridge.core.entry import Entry
 from bridge.feed import FeedClient, FeedResetError, Page, Reader, TimePosition, from_ticks, to_ticks
@@ -114,17 +114,19 @@ class FeedLookup:
         rows = await self._window(sequence - 1, _WINDOW)
         return next((row for row in rows if not row.poison), None)
 
-    def after(self, entry: Entry) -> Any:
-        """The position at which `entry` and everything before it was handled."""
+    def after(self, sequence: int, timestamp: str) -> Any:
+        """The position at which the entry (`sequence`, `timestamp`) and everything before it
+        was handled."""
         if self.v2:
-            return TimePosition(to_ticks(entry.timestamp), entry.sequence, entry.timestamp)
-        return entry.sequence
+            return TimePosition(to_ticks(timestamp), sequence, timestamp)
+        return sequence
 
-    def before(self, entry: Entry) -> Any:
-        """The position at which everything before `entry` was handled (in v2 order)."""
+    def before(self, sequence: int, timestamp: str) -> Any:
+        """The position at which everything before the entry (`sequence`, `timestamp`) was
+        handled (in v2 order)."""
         if self.v2:
-            return TimePosition(to_ticks(entry.timestamp), entry.sequence - 1, entry.timestamp)
-        return entry.sequence - 1
+            return TimePosition(to_ticks(timestamp), sequence - 1, timestamp)
+        return sequence - 1
 
     async def _window(self, offset: int, limit: int) -> list[Entry]:
         if limit < 1:
@@ -141,13 +143,13 @@ class FeedLookup:
 async def adopt_legacy_cursors(store: OffsetStore, feed: FeedConfig) -> None:
     """Versions before `feed.name` keyed cursors by the feed's URL: move them over once."""
     legacy = feed.url.rstrip("/")
-    moved = await store.adopt(feed.name, legacy)
+    moved = await store.adopt(feed.key, legacy)
     if moved:
         log.info(
             "offset store: the cursors of %s (%s) adopted under feed.name %r",
             legacy,
             ", ".join(moved),
-            feed.name,
+            feed.key,
         )
 
 
@@ -167,8 +169,8 @@ class Cursor:
         sink: str,
         reader: Reader,
         lookup: FeedLookup | None,
-        start: str | int,
-        log: logging.LoggerAdapter,
+        start: Literal["earliest", "latest"] | int,
+        log: logging.LoggerAdapter[logging.Logger],
     ) -> None:
         self.store = store
         self.feed = feed
@@ -207,10 +209,10 @@ class Cursor:
         self._committed = _Committed(stored.position, stored.sequence, stored.fingerprint)
         if self.lookup is not None:
             if stored.fingerprint is None:
-                await self._adopt(position)
+                await self._adopt(self.lookup, position)
             else:
                 self._anchor = self._committed
-                await self._verify(self._anchor)
+                await self._verify(self.lookup, self._anchor)
         return position
 
     def note(self, page: Page) -> None:
@@ -232,23 +234,27 @@ class Cursor:
 
     async def watch(self) -> None:
         """Every VERIFY_INTERVAL: the store's file is still there and the feed still holds
-        the anchor's entry; then the cursor committed since becomes the anchor. The anchor
-        predates any reset found, so it is what stays stored then."""
+        the anchor's entry; then the cursor committed before the check began becomes the
+        anchor (one committed while the check read the feed may hold entries of a feed reset
+        meanwhile). The anchor predates any reset found, so it is what stays stored then."""
         while True:
             await asyncio.sleep(VERIFY_INTERVAL)
             await self.store.check()
             if self.lookup is None:
                 continue
-            if self._anchor is not None and not await self._verify(self._anchor):
+            committed = self._committed
+            if self._anchor is not None and not await self._verify(self.lookup, self._anchor):
                 continue
-            if self._committed is not None and self._committed.fingerprint is not None:
-                self._anchor = self._committed
+            if committed is not None and committed.fingerprint is not None:
+                self._anchor = committed
 
-    async def _verify(self, cursor: _Committed) -> bool:
+    async def _verify(self, lookup: FeedLookup, cursor: _Committed) -> bool:
         """True when the feed holds the cursor's entry; False when it cannot tell now (the
         row does not parse: the next check reads it again). Raises on a reset."""
         expected = cursor.fingerprint
-        found = await self.lookup.find(expected.sequence, expected.timestamp)
+        if expected is None:  # never an anchor: nothing to check it against
+            return True
+        found = await lookup.find(expected.sequence, expected.timestamp)
         if same_entry(expected, found):
             return True
         if found is not None and found.poison:
@@ -261,7 +267,8 @@ class Cursor:
         self.frozen = True
         if cursor != self._committed:  # commits since may hold entries of the new feed
             await self.store.commit(self.feed, self.sink, *cursor)
-        now = "has no such entry" if found is None else f"has {_describe(fingerprint_of(found))}"
+        shown = fingerprint_of(found)
+        now = "has no such entry" if shown is None else f"has {_describe(shown)}"
         raise FeedResetError(
             f"the feed no longer holds the entry the cursor was committed after "
             f"({_describe(expected)}; it {now}): the DICOM service was reset or restored, or "
@@ -269,10 +276,10 @@ class Cursor:
             f"then {_RESOLVE}"
         )
 
-    async def _adopt(self, position: Any) -> None:
+    async def _adopt(self, lookup: FeedLookup, position: Any) -> None:
         """A cursor an older version stored, without a fingerprint: take the entry the feed
         has at it now."""
-        fingerprint = fingerprint_of(await self.lookup.at_cursor(position))
+        fingerprint = fingerprint_of(await lookup.at_cursor(position))
         if fingerprint is None:
             self.log.warning(
                 "the stored cursor has no fingerprint and the feed no entry at it: it gets "
@@ -298,10 +305,12 @@ class Cursor:
             if latest is None:
                 where = "at the beginning of the feed (it is empty)"
             else:
-                position, fingerprint = self.lookup.after(latest), fingerprint_of(latest)
+                assert latest.sequence is not None  # the client retries a latest without one
+                position = self.lookup.after(latest.sequence, latest.timestamp)
+                fingerprint = fingerprint_of(latest)
                 where = f"after the feed's latest entry, sequence {latest.sequence}"
         else:
-            position, fingerprint = await self._before(self.start)
+            position, fingerprint = await self._before(self.lookup, self.start)
             where = f"at sequence {self.start}"
         self.log.warning(
             "no stored cursor: starting %s (start: %s)%s", where, self.start, await self._hint()
@@ -311,20 +320,19 @@ class Cursor:
             self._anchor = self._committed if fingerprint is not None else None
         return position
 
-    async def _before(self, sequence: int) -> tuple[Any, Fingerprint | None]:
+    async def _before(self, lookup: FeedLookup, sequence: int) -> tuple[Any, Fingerprint | None]:
         """The position just before `sequence`, and the fingerprint of the entry there."""
-        lookup = self.lookup
         if lookup.v2:  # a v2 position needs the timestamp of an entry
-            first = await lookup.at_or_after(sequence)
+            first = fingerprint_of(await lookup.at_or_after(sequence))  # not poison
             if first is None:
                 raise RouteFailed(
                     f"sink {self.sink}: start: {sequence}: the feed has no entry from it to "
                     f"{sequence + _WINDOW - 1} to take a v2 position from"
                 )
-            position = lookup.before(first)
+            position = lookup.before(first.sequence, first.timestamp)
         else:
             latest = await lookup.latest()
-            last = latest.sequence if latest is not None else 0
+            last = latest.sequence or 0 if latest is not None else 0
             if sequence - 1 > last:
                 raise RouteFailed(
                     f"sink {self.sink}: start: {sequence} is past the feed's latest entry "

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.core.backoff import Backoff
 from bridge.core.entry import Entry
@@ -32,19 +33,23 @@ from bridge.delivery.tracker import AckTracker, Slot
 from bridge.feed import FeedError, Reader
 from bridge.offsets import OffsetStore, OffsetStoreError
 
+if TYPE_CHECKING:
+    from sinks import SinkConfig
+
 log = logging.getLogger("bridge.route")
 _UNSET: Any = object()
 
 
 class _Item(Slot):
-    """An admitted entry: its tracker slot, and the event to deliver (None for poison)."""
+    """An admitted entry: its tracker slot, and the event to deliver (None for poison).
+    Both go (None) once the entry is handled."""
 
     __slots__ = ("entry", "event")
 
     def __init__(self, entry: Entry, event: Event | None) -> None:
         size = len(event.body) if event is not None else 0
         super().__init__(entry.position, False, entry.timestamp, size)
-        self.entry = entry
+        self.entry: Entry | None = entry
         self.event = event
 
 
@@ -53,7 +58,7 @@ class Route:
         self,
         *,
         name: str,
-        config: Any,
+        config: SinkConfig,
         sink: Sink,
         dead_letter: Sink | None,
         reader: Reader,
@@ -87,16 +92,18 @@ class Route:
             on_send=on_send,
             on_outcomes=self._note_connection,
         )
-        self._dead_letters = dead_letter and Sender(  # retried without limit
-            dead_letter,
-            backoff=self.backoff,
-            max_elapsed=None,
-            give_up=self._refused_dead_letter,
-            stats=RouteStats(),
-            log=self.log,
-            on_send=on_send,
-            what="dead letters",
-        )
+        self._dead_letters: Sender | None = None
+        if dead_letter is not None:
+            self._dead_letters = Sender(  # retried without limit
+                dead_letter,
+                backoff=self.backoff,
+                max_elapsed=None,
+                give_up=self._refused_dead_letter,
+                stats=RouteStats(),
+                log=self.log,
+                on_send=on_send,
+                what="dead letters",
+            )
         self.failure: str | None = None
         self.fatal: BaseException | None = None
         self.latest = 0
@@ -108,9 +115,10 @@ class Route:
         self._admits = config.filter.admits if config.filter.restricts else None
         self._queue: KeyedQueue[_Item] = KeyedQueue()
         self._wakeup = asyncio.Event()
-        self._deliveries: set[asyncio.Task] = set()
-        self._tasks: list[asyncio.Task] = []
-        self.tracker: AckTracker | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        # Its watermark is None until `start` knows where the route starts.
+        self.tracker = AckTracker(None, config.max_pending, config.max_pending_bytes)
         self.cursor = Cursor(store, feed_key, name, reader, lookup, config.start, self.log)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -122,7 +130,8 @@ class Route:
         self._task(self._produce(stored), "produce")
 
     def _track(self, position: Any) -> None:
-        self.tracker = AckTracker(position, self.config.max_pending, self.config.max_pending_bytes)
+        """Start tracking (and count as committed) at `position`, with nothing admitted yet."""
+        self.tracker.watermark = position
         self.committed = position
 
     def _task(self, work: Coroutine[Any, Any, None], what: str) -> None:
@@ -164,12 +173,12 @@ class Route:
     @property
     def pending(self) -> int:
         """Entries admitted beyond the cursor, not yet handled."""
-        return len(self.tracker) if self.tracker is not None else 0
+        return len(self.tracker)
 
     @property
     def oldest_timestamp(self) -> str | None:
         """The feed timestamp of the oldest admitted entry not yet handled."""
-        return self.tracker.oldest_timestamp if self.tracker is not None else None
+        return self.tracker.oldest_timestamp
 
     @property
     def unreachable(self) -> str | None:
@@ -179,10 +188,9 @@ class Route:
 
     @property
     def position(self) -> Any:
-        """The watermark: everything up to here was handled (not necessarily committed)."""
-        if self.tracker is not None:
-            return self.tracker.watermark
-        return None if self.committed is _UNSET else self.committed
+        """The watermark: everything up to here was handled (not necessarily committed);
+        None before the route started."""
+        return self.tracker.watermark
 
     def stop_intake(self) -> None:
         if self._tasks:
@@ -191,7 +199,7 @@ class Route:
     async def drain(self, timeout: float) -> None:
         """Let admitted entries finish delivering, for at most `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        while self.running and self.tracker and not self.tracker.idle:
+        while self.running and not self.tracker.idle:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.log.warning(
@@ -209,7 +217,7 @@ class Route:
         for task in [*self._tasks, *self._deliveries]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._deliveries, return_exceptions=True)
-        if self.tracker is not None and self.fatal is None:
+        if self.committed is not _UNSET and self.fatal is None:  # started
             try:
                 await self.commit()
             except OffsetStoreError as exc:
@@ -281,7 +289,7 @@ class Route:
             tracker.add(Slot(page.position, done=True))
             if page.caught_up:
                 self.caught_up_at = page.position
-                self.tracker.moved.set()
+                tracker.moved.set()
                 self._on_change()
 
     def _admit(self, entry: Entry) -> None:
@@ -328,9 +336,9 @@ class Route:
             items, keys = self._queue.take(self.config.batch_size)
             task = asyncio.create_task(self._deliver(items))
             self._deliveries.add(task)
-            task.add_done_callback(lambda done, keys=keys: self._delivered(done, keys))
+            task.add_done_callback(functools.partial(self._delivered, keys))
 
-    def _delivered(self, task: asyncio.Task, keys: set[str]) -> None:
+    def _delivered(self, keys: set[str], task: asyncio.Task[None]) -> None:
         self._deliveries.discard(task)
         self._queue.release(keys)
         self._wakeup.set()
@@ -348,8 +356,10 @@ class Route:
         pending: list[_Item] = []
         for item in items:
             if item.event is None:
+                entry = item.entry
+                assert entry is not None  # not handled yet
                 self.stats.failed["poison"] += 1
-                await self._dead_letter(item.entry, item.entry.problem or "poison entry")
+                await self._dead_letter(entry, entry.problem or "poison entry")
                 self._handled(item)
             else:
                 pending.append(item)

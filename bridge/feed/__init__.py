@@ -14,14 +14,12 @@ from bridge.feed._auth import (
 )
 from bridge.feed._client import METADATA_UNAVAILABLE, FeedClient, PageTooLarge
 from bridge.feed._errors import FeedError, FeedRequestError, FeedResetError
-from bridge.feed._page import Page
+from bridge.feed._page import Page, Reader
 from bridge.feed._parse import MalformedPage, parse_page
 from bridge.feed._sequence import SequenceReader
 from bridge.feed._source import FeedSource
 from bridge.feed._timestamps import TICKS_PER_SECOND, from_ticks, now_ticks, to_ticks
 from bridge.feed._timewindow import TimePosition, TimeWindowReader
-
-Reader = SequenceReader | TimeWindowReader
 
 __all__ = [
     "AZURE_DICOM_SCOPE",

@@ -59,6 +59,8 @@ METADATA_UNAVAILABLE = "metadata-unavailable"
 DEFAULT_MAX_PAGE_BYTES = 4_000_000
 #: States whose entries carry metadata when it is asked for.
 _WITH_METADATA = frozenset({"Current", "Replaced"})
+#: Reads one entry again with its metadata, by (sequence, timestamp): the rows it returns.
+Reread = Callable[[int, str], Awaitable[list[Entry]]]
 
 
 class PageTooLarge(Exception):
@@ -187,9 +189,9 @@ class FeedClient:
         def query(metadata: bool) -> dict[str, Any]:
             return {"offset": offset, "limit": limit, "includeMetadata": _bool(metadata)}
 
-        async def reread(entry: Entry) -> list[Entry]:
-            params = {"offset": entry.sequence - 1, "limit": 1, "includeMetadata": "true"}
-            check = partial(check_window, offset=entry.sequence - 1, limit=1)
+        async def reread(sequence: int, timestamp: str) -> list[Entry]:
+            params = {"offset": sequence - 1, "limit": 1, "includeMetadata": "true"}
+            check = partial(check_window, offset=sequence - 1, limit=1)
             return await self._page(params, check, splittable=True, with_metadata=True)
 
         check = partial(check_window, offset=offset, limit=limit)
@@ -228,9 +230,8 @@ class FeedClient:
                 params["startTime"] = first
             return params
 
-        async def reread(entry: Entry) -> list[Entry]:
+        async def reread(sequence: int, moment: str) -> list[Entry]:
             # Every row with exactly this timestamp; the caller picks the same sequence.
-            moment = entry.timestamp
             after = from_ticks(to_ticks(moment) + 1)
             params = {**query(True, moment, after), "offset": 0, "limit": 200}
             check = partial(check_time_page, start=moment, end=after, limit=200)
@@ -247,7 +248,7 @@ class FeedClient:
         check: Callable[[list[Entry]], None],
         limit: int,
         include_metadata: bool,
-        reread: Callable[[Entry], Awaitable[list[Entry]]],
+        reread: Reread,
     ) -> list[Entry]:
         """One page; with metadata, the fallbacks for a page that cannot be served with it
         (500s) and for a single entry too large with it."""
@@ -270,22 +271,21 @@ class FeedClient:
         entries = await self._page(query(False), check, splittable=limit > 1)
         return await self._restore_metadata(entries, reread)
 
-    async def _restore_metadata(
-        self, entries: list[Entry], reread: Callable[[Entry], Awaitable[list[Entry]]]
-    ) -> list[Entry]:
+    async def _restore_metadata(self, entries: list[Entry], reread: Reread) -> list[Entry]:
         """Re-read, one at a time, the entries that should carry metadata; flag the ones
         whose metadata still cannot be read."""
         restored = []
         for entry in entries:
-            if entry.poison or entry.state not in _WITH_METADATA:
+            sequence = entry.sequence
+            if sequence is None or entry.poison or entry.state not in _WITH_METADATA:
                 restored.append(entry)
                 continue
             try:
-                found = await reread(entry)
+                found = await reread(sequence, entry.timestamp)
             except (_Exhausted, PageTooLarge) as exc:
-                log.warning("metadata of sequence %s unavailable: %s", entry.sequence, exc)
+                log.warning("metadata of sequence %s unavailable: %s", sequence, exc)
                 found = []
-            match = next((e for e in found if e.sequence == entry.sequence and not e.poison), None)
+            match = next((e for e in found if e.sequence == sequence and not e.poison), None)
             restored.append(match or _flagged([entry])[0])
         return restored
 
@@ -398,7 +398,7 @@ class FeedClient:
     def _page_url(self, params: dict[str, Any]) -> str:
         return url_with(self._url("/changefeed"), params)
 
-    async def _pause(self, url: Any, reason: str, attempt: int, retry_after: float | None):
+    async def _pause(self, url: str, reason: str, attempt: int, retry_after: float | None) -> None:
         delay = self.backoff.delay(attempt, retry_after)
         log.warning("feed request GET %s failed (%s); retrying in %.1fs", url, reason, delay)
         await asyncio.sleep(delay)

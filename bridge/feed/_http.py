@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from http import HTTPStatus
 from itertools import count
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
@@ -48,7 +48,8 @@ HEADERS = {
     "Accept-Encoding": ACCEPT_ENCODING,
     "User-Agent": f"dicom-changefeed-bridge/{__version__}",
 }
-_REFUSALS = {"TooLarge": TooLarge, "AnswerRefused": AnswerRefused}
+_REFUSALS: dict[str, type[Exception]] = {"TooLarge": TooLarge, "AnswerRefused": AnswerRefused}
+_Reply = asyncio.Future[tuple[dict[str, Any], bytes]]  # a helper's answer: head, body
 
 
 @dataclass(slots=True)
@@ -76,7 +77,7 @@ class Fetcher(Protocol):
     async def close(self) -> None: ...
 
 
-def url_with(base: str, params: dict) -> str:
+def url_with(base: str, params: dict[str, Any]) -> str:
     """`base?query`, with `+` and `:` percent-encoded (a bare `+` would arrive as a space)."""
     return f"{base}?{urlencode(params)}" if params else base
 
@@ -140,10 +141,10 @@ class HelperFetcher:
             if not helper.alive:  # replaced meanwhile
                 helper = await self._running()
         request_id = next(self._ids)
-        reply = asyncio.get_running_loop().create_future()
+        reply: _Reply = asyncio.get_running_loop().create_future()
         helper.pending[request_id] = reply
         frame = orjson.dumps({"id": request_id, "url": url, "headers": HEADERS | headers})
-        stdin = helper.process.stdin
+        stdin = helper.stdin
         try:
             async with asyncio.timeout(self.timeout + self.grace):
                 stdin.write(LENGTH.pack(len(frame)) + frame)
@@ -182,9 +183,11 @@ class _Helper:
     However it ends, the process is killed and reaped and its pending requests fail."""
 
     def __init__(self, process: asyncio.subprocess.Process, body_limit: int) -> None:
+        assert process.stdin is not None and process.stdout is not None  # started with pipes
         self.process = process
+        self.stdin, self.stdout = process.stdin, process.stdout
         self.body_limit = body_limit  # a larger answer means the helper misbehaves
-        self.pending: dict[int, asyncio.Future] = {}
+        self.pending: dict[int, _Reply] = {}
         self._stopped = False
         self._reader = asyncio.create_task(self._read())
 
@@ -194,7 +197,7 @@ class _Helper:
 
     async def _read(self) -> None:
         """Hand each answer to its request, until the helper exits or misbehaves."""
-        stdout = self.process.stdout
+        stdout = self.stdout
         try:
             while True:
                 head = orjson.loads(await read_frame(stdout, HEAD_BYTES))
@@ -221,7 +224,7 @@ class _Helper:
         """Let the process exit (its stdin closed), kill it if it lingers."""
         self._stopped = True
         if self.process.returncode is None:
-            self.process.stdin.close()
+            self.stdin.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.process.wait(), 5)
         await self.stop()
@@ -230,7 +233,7 @@ class _Helper:
 
 def _error(name: str, message: str) -> Exception:
     """The exception a helper reported, by class name (a transport error if unknown)."""
-    error = _REFUSALS.get(name) or getattr(httpx, name, httpx.TransportError)
+    error: object = _REFUSALS.get(name) or getattr(httpx, name, httpx.TransportError)
     if not (isinstance(error, type) and issubclass(error, (httpx.TransportError, AnswerRefused))):
         error = httpx.TransportError
     return error(message)

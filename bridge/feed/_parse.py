@@ -102,10 +102,11 @@ def check_time_page(entries: list[Entry], start: str | None, end: str, limit: in
     high = to_ticks(end)
     previous: tuple[int, int] | None = None
     for entry in entries:
-        if entry.poison:
+        sequence = entry.sequence
+        if sequence is None or entry.problem is not None:  # poison
             continue
         try:
-            key = (to_ticks(entry.timestamp), entry.sequence)
+            key = (to_ticks(entry.timestamp), sequence)
         except ValueError as exc:
             entry.problem = f"invalid timestamp: {exc}"
             continue

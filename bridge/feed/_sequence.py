@@ -34,6 +34,8 @@ from bridge.feed._source import FeedSource, size_of
 #: A latest answer this recent is shared between routes polling together.
 LATEST_MAX_AGE = 0.05
 
+_Fetching = asyncio.Future[tuple[list[Entry], int]]  # a window's rows and their bytes
+
 
 class SequenceReader:
     def __init__(
@@ -75,7 +77,7 @@ class SequenceReader:
                 continue
             started_at = cursor
             last_index = (latest - 1) // size
-            windows: deque[tuple[int, asyncio.Future]] = deque()
+            windows: deque[tuple[int, _Fetching]] = deque()
             recent: deque[int] = deque(maxlen=self.prefetch)  # sizes of the last windows
             next_index = cursor // size
             try:
@@ -142,7 +144,7 @@ class SequenceReader:
         return entry.sequence or 0 if entry is not None else 0
 
 
-def _ahead(windows: deque[tuple[int, asyncio.Future]], recent: deque[int]) -> int:
+def _ahead(windows: deque[tuple[int, _Fetching]], recent: deque[int]) -> int:
     """Bytes of the windows fetched ahead and not yielded yet: those still in flight at the
     size of the largest recent window."""
     estimate = max(recent, default=0)

@@ -15,13 +15,16 @@ would hold what the cap is there to bound.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
+from typing import Any, TypeVar
 
 from bridge.core.entry import Entry
 from bridge.feed._client import FeedClient
+
+T = TypeVar("T")
 
 #: What an entry costs in memory beyond its served bytes (the Entry object, its strings).
 ENTRY_OVERHEAD = 600
@@ -50,7 +53,7 @@ class FeedSource:
         self._cache_windows = cache_windows
         self._cache_bytes = 2 * client.max_page_bytes if cache_bytes is None else cache_bytes
         self._cached_bytes = 0
-        self._inflight: dict[Any, asyncio.Task] = {}
+        self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
         self._latest: tuple[float, Entry | None] | None = None
 
     @property
@@ -119,12 +122,12 @@ class FeedSource:
         self._inflight.clear()
         await self.client.close()
 
-    async def _shared(self, key: Any, fetch: Callable[[], Awaitable[Any]]) -> Any:
-        task = self._inflight.get(key)
+    async def _shared(self, key: Hashable, fetch: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        task: asyncio.Task[T] | None = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(fetch())
             self._inflight[key] = task
-            task.add_done_callback(lambda done, key=key: self._forget(key, done))
+            task.add_done_callback(functools.partial(self._forget, key))
         # A waiter giving up (its route stopping) must not cancel the others' request.
         return await asyncio.shield(task)
 
@@ -137,7 +140,7 @@ class FeedSource:
         while len(self._cache) > self._cache_windows or self._cached_bytes > self._cache_bytes:
             self._cached_bytes -= self._cache.popitem(last=False)[1][1]
 
-    def _forget(self, key: Any, task: asyncio.Task) -> None:
+    def _forget(self, key: Hashable, task: asyncio.Task[Any]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
         if not task.cancelled():

@@ -120,7 +120,7 @@ class TimeWindowReader:
                 if key is not None:
                     if resumed_from is not None and key <= resumed_from.key:
                         continue
-                    if recent.seen(row.sequence):
+                    if recent.seen(key[1]):
                         continue
                     if position is None or key > position.key:
                         position = TimePosition(key[0], key[1], row.timestamp)
@@ -155,10 +155,11 @@ class TimeWindowReader:
 
 def _key(row: Entry) -> tuple[int, int] | None:
     """(ticks, sequence) of a row; a row without a usable timestamp becomes poison."""
-    if row.poison:
+    sequence = row.sequence
+    if sequence is None or row.problem is not None:  # poison
         return None
     try:
-        return (to_ticks(row.timestamp), row.sequence)
+        return (to_ticks(row.timestamp), sequence)
     except ValueError as exc:
         row.problem = f"invalid timestamp: {exc}"
         return None

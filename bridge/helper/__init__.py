@@ -26,6 +26,7 @@ import os
 import struct
 import sys
 import zlib
+from typing import Any
 
 import httpx
 import orjson
@@ -155,9 +156,9 @@ async def _serve(max_connections: int, timeout: float, max_bytes: int) -> None:
             for _ in range(pools)
         ]
         busy = dict.fromkeys(clients, 0)  # requests in flight per pool
-        tasks: dict[asyncio.Task, httpx.AsyncClient] = {}
+        tasks: dict[asyncio.Task[None], httpx.AsyncClient] = {}
 
-        def finished(task: asyncio.Task) -> None:
+        def finished(task: asyncio.Task[None]) -> None:
             busy[tasks.pop(task)] -= 1
 
         while True:
@@ -176,7 +177,7 @@ async def _serve(max_connections: int, timeout: float, max_bytes: int) -> None:
 
 
 async def _perform(
-    client: httpx.AsyncClient, ask: dict, writer: asyncio.StreamWriter, timeout: float,
+    client: httpx.AsyncClient, ask: dict[str, Any], writer: asyncio.StreamWriter, timeout: float,
     max_bytes: int,
 ) -> None:  # fmt: skip
     body = bytearray()

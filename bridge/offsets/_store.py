@@ -4,6 +4,7 @@ the choice of a backend by `offsets.type`."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -96,4 +97,7 @@ _BACKENDS = {
 
 def open_store(config: OffsetsConfig) -> OffsetStore:
     """Open the store `config` describes; raises OffsetStoreError if it is unusable."""
-    return importlib.import_module(_BACKENDS[config.type]).open_store(config)
+    opener: Callable[[OffsetsConfig], OffsetStore] = importlib.import_module(
+        _BACKENDS[config.type]
+    ).open_store
+    return opener(config)

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bridge.core.blockingio import SerialThread, os_reason
 from bridge.offsets import Fingerprint, OffsetStoreError, StoredOffset
@@ -115,7 +115,8 @@ class SqliteOffsetStore:
         def probe(db: sqlite3.Connection) -> int:
             db.execute("BEGIN IMMEDIATE")  # takes the write lock: fails if read-only
             try:
-                return db.execute("SELECT count(*) FROM offsets").fetchone()[0]
+                count: int = db.execute("SELECT count(*) FROM offsets").fetchone()[0]
+                return count
             finally:
                 db.execute("ROLLBACK")
 
@@ -245,7 +246,7 @@ def _prepare(db: sqlite3.Connection, path: Path) -> None:
 
 
 def _schema_version(db: sqlite3.Connection, path: Path) -> int:
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise OffsetStoreError(
             f"offset store {path}: written by a newer dicom-bridge (schema {version}, "
@@ -274,7 +275,7 @@ def _cause(exc: sqlite3.Error, path: Path) -> str:
     return str(exc)
 
 
-def _offset(row: tuple) -> StoredOffset:
+def _offset(row: tuple[Any, ...]) -> StoredOffset:
     feed, sink, position, sequence, updated_at, fingerprint = row
     return StoredOffset(
         feed,

@@ -26,6 +26,7 @@ from bridge.core.event import Event
 from bridge.delivery.format import Formatter
 from bridge.delivery.sender import RouteStats, Sender
 from sinks import SinkConfig, create_sink
+from sinks.file.config import Config as FileSinkConfig
 
 
 @dataclass
@@ -49,11 +50,11 @@ class Record:
     def feed_entry(self) -> Entry | None:
         """`entry` parsed; a poison record's from the element's bytes as the feed served
         them (the record's last member, as the bridge writes it)."""
-        raw = self.entry
-        if raw is None:
+        value, raw = self.value, self.entry
+        if value is None or raw is None:
             return None
         start = self.line.rfind(_POISON_MEMBER)
-        if "event" not in self.value and start > 0 and self.line.endswith(b"}"):
+        if "event" not in value and start > 0 and self.line.endswith(b"}"):
             served = self.line[start + len(_POISON_MEMBER) : -1]
             try:
                 if orjson.loads(served) == raw:
@@ -69,7 +70,7 @@ _POISON_MEMBER = b',"entry":'
 def dead_letter_path(config: BridgeConfig, sink: str) -> Path:
     sink_config = config.route(sink)
     target = sink_config.dead_letter
-    if target is None or target.type != "file":
+    if not isinstance(target, FileSinkConfig):
         raise ValueError(
             f"sink {sink} has no file dead_letter target: dlq commands read "
             "JSON Lines dead-letter files"
@@ -106,7 +107,7 @@ async def redrive(config: BridgeConfig, sink: str, timeout: float = 60.0) -> Red
     path = dead_letter_path(config, sink)
     records = read_records(path)
     sink_config = config.route(sink)
-    formatter = Formatter(config.feed.url, sink_config.format, config.feed.name)
+    formatter = Formatter(config.feed.url, sink_config.format, config.feed.key)
     pending: list[tuple[Record, Event]] = []
     for record in records:
         entry = record.feed_entry()
@@ -151,7 +152,9 @@ async def _send(
                 stats=RouteStats(),
                 log=log,
             )
-            await sender.deliver(events, lambda index, first=start: handled.add(first + index))
+            delivered: set[int] = set()  # indexes in `batch`
+            await sender.deliver(events, delivered.add)
+            handled.update(start + index for index in delivered)
     finally:
         await sink.close()
     return {id(pending[index][0]) for index in handled if id(pending[index][1]) not in refused}

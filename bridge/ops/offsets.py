@@ -30,7 +30,7 @@ class CursorRow:
     latest: int | None
     lag: int | None
     updated_at: str | None
-    fingerprint: dict | None
+    fingerprint: dict[str, Any] | None
     feed: str  # feed.name: the key of the cursors
 
 
@@ -58,7 +58,7 @@ async def show_offsets(config: BridgeConfig) -> tuple[list[CursorRow], str | Non
     finally:
         await client.close()
     async with _cursors(config) as store:
-        stored = {row.sink: row for row in await store.list(config.feed.name)}
+        stored = {row.sink: row for row in await store.list(config.feed.key)}
     rows = []
     for sink_config in config.sinks:
         row = stored.get(sink_config.name)
@@ -73,13 +73,13 @@ async def show_offsets(config: BridgeConfig) -> tuple[list[CursorRow], str | Non
                 lag,
                 str(row.updated_at) if row else None,
                 asdict(row.fingerprint) if row and row.fingerprint else None,
-                config.feed.name,
+                config.feed.key,
             )
         )
     return rows, problem
 
 
-def as_dicts(rows: list[CursorRow]) -> list[dict]:
+def as_dicts(rows: list[CursorRow]) -> list[dict[str, Any]]:
     return [asdict(row) for row in rows]
 
 
@@ -91,10 +91,10 @@ async def set_offset(config: BridgeConfig, sink: str, sequence: int) -> str:
     position, fingerprint, note = await _position_after(config, sequence)
     async with _cursors(config) as store:
         if position is None:  # v2, the beginning
-            await store.delete(config.feed.name, sink)
+            await store.delete(config.feed.key, sink)
         else:
             text, _ = _reader(config).encode(position)
-            await store.commit(config.feed.name, sink, text, sequence, fingerprint)
+            await store.commit(config.feed.key, sink, text, sequence, fingerprint)
     return f"sink {sink}: cursor set to sequence {sequence}{note}"
 
 
@@ -112,7 +112,7 @@ async def _position_after(
             entry = await asyncio.wait_for(lookup.at_or_after(sequence), PROBE_TIMEOUT)
             if entry is None or entry.sequence != sequence:
                 raise ValueError(f"the feed has no entry with sequence {sequence} to position on")
-            return lookup.after(entry), fingerprint_of(entry), ""
+            return lookup.after(sequence, entry.timestamp), fingerprint_of(entry), ""
         entry = await asyncio.wait_for(lookup.at_or_before(sequence), PROBE_TIMEOUT)
     except (FeedError, TimeoutError) as exc:
         if config.feed.api_version == "v2":
@@ -137,7 +137,7 @@ async def reset_offset(config: BridgeConfig, sink: str, *, to_latest: bool) -> s
             latest = await asyncio.wait_for(client.probe(), PROBE_TIMEOUT)
         finally:
             await client.close()
-        return await set_offset(config, sink, latest.sequence if latest else 0)
+        return await set_offset(config, sink, latest.sequence or 0 if latest else 0)
     async with _cursors(config) as store:
-        await store.delete(config.feed.name, sink)
+        await store.delete(config.feed.key, sink)
     return f"sink {sink}: cursor reset to the beginning of the feed"

@@ -63,7 +63,7 @@ async def replay(
     )
     if last is None:
         latest = await source.client.probe()
-        last = latest.sequence if latest is not None else 0
+        last = latest.sequence or 0 if latest is not None else 0
     changed = asyncio.Event()
     reader = SequenceReader(source, prefetch=v1.prefetch, poll_interval=v1.poll_interval)
     route = build_route(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 import h11
 import orjson
@@ -46,7 +47,7 @@ class Listener:
         self._readiness = readiness
         self.host, self._port = host, port
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task] = set()
+        self._connections: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
 
     async def serve(self) -> None:
@@ -72,7 +73,8 @@ class Listener:
     def port(self) -> int:
         """The bound port (useful with port 0)."""
         assert self._server is not None
-        return self._server.sockets[0].getsockname()[1]
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
 
     # -- connections ----------------------------------------------------------------------
 

@@ -12,15 +12,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 from bridge.config import BridgeConfig
-from bridge.delivery.cursor import adopt_legacy_cursors
-from bridge.delivery.route import Route, RouteFailed
+from bridge.delivery.cursor import RouteFailed, adopt_legacy_cursors
+from bridge.delivery.route import Route
 from bridge.feed import FeedSource
 from bridge.offsets import OffsetStore, open_store
 from bridge.runtime.listener import Listener
 from bridge.runtime.telemetry import Telemetry, readiness
 from bridge.runtime.wiring import build_route, feed_client, feed_lookup, feed_reader
+from sinks import SinkConfig
 
 log = logging.getLogger("bridge.pipeline")
 
@@ -38,7 +40,7 @@ class Pipeline:
             cache_windows=8 * config.feed.prefetch if len(config.sinks) > 1 else 0,
         )
         self.store = store or open_store(config.offsets)
-        self.feed_key = config.feed.name
+        self.feed_key = config.feed.key
         self.lookup = feed_lookup(config.feed, self.source.client)
         self._changed = asyncio.Event()
         self._stopping = False
@@ -46,10 +48,10 @@ class Pipeline:
         self.deadline_passed = False
         self.behind: list[Route] = []  # the routes not caught up when it stopped
         self._force = asyncio.Event()
-        self._reopening: set[asyncio.Future] = set()  # SIGHUP's tasks, kept from the GC
+        self._reopening: set[asyncio.Future[Any]] = set()  # SIGHUP's tasks, kept from the GC
         self.routes = [self._route(sink_config) for sink_config in config.sinks]
         self.listener: Listener | None = None
-        if self.telemetry is not None:
+        if self.telemetry is not None and config.http is not None:  # both or neither
             self.telemetry.watch(self.source, self.routes)
             self.listener = Listener(
                 self.telemetry.exposition,
@@ -58,7 +60,7 @@ class Pipeline:
                 config.http.port,
             )
 
-    def _route(self, sink_config) -> Route:
+    def _route(self, sink_config: SinkConfig) -> Route:
         return build_route(
             self.config,
             sink_config,
@@ -83,11 +85,12 @@ class Pipeline:
         and committed everything up to the feed's latest entry, for at most `deadline`
         seconds). Returns the exit code: 0, 1 (a route stopped, the deadline passed) or,
         when a signal stopped a run that was to catch up before it did, 128 + its number."""
-        serving = None
+        listener, http = self.listener, self.config.http
+        serving: asyncio.Task[None] | None = None
         try:
-            if self.listener is not None:
-                serving = asyncio.create_task(self.listener.serve())
-                await self._listening(serving)
+            if listener is not None and http is not None:
+                serving = asyncio.create_task(listener.serve())
+                await self._listening(listener, serving, http.listen)
             await adopt_legacy_cursors(self.store, self.config.feed)
             for route in self.routes:
                 try:
@@ -105,8 +108,8 @@ class Pipeline:
             self.behind = [route for route in self.routes if not route.caught_up]
         finally:
             await self._shutdown()
-            if serving is not None:
-                self.listener.stop()
+            if listener is not None and serving is not None:
+                listener.stop()
                 await serving
         if not all(route.running for route in self.routes) or self.deadline_passed:
             return 1
@@ -114,16 +117,16 @@ class Pipeline:
             return 128 + self.interrupted_by
         return 0
 
-    async def _listening(self, serving: asyncio.Task) -> None:
+    async def _listening(
+        self, listener: Listener, serving: asyncio.Task[None], listen: str
+    ) -> None:
         """Wait until the listener is bound, or raise why it could not bind."""
-        while not self.listener.started:
+        while not listener.started:
             if serving.done():
                 serving.result()  # raises the bind error
-                raise OSError(f"cannot listen on {self.config.http.listen}")
+                raise OSError(f"cannot listen on {listen}")
             await asyncio.sleep(0.01)
-        log.info(
-            "metrics and health on http://%s/metrics, /healthz, /readyz", self.config.http.listen
-        )
+        log.info("metrics and health on http://%s/metrics, /healthz, /readyz", listen)
 
     def _done(self, exit_when_caught_up: bool) -> bool:
         if self._stopping or any(route.fatal for route in self.routes):
@@ -140,7 +143,8 @@ class Pipeline:
             *(route.drain(self.config.drain_timeout) for route in self.routes if route.running)
         )
         forced = asyncio.ensure_future(self._force.wait())
-        await asyncio.wait([draining, forced], return_when=asyncio.FIRST_COMPLETED)
+        racing: list[asyncio.Future[Any]] = [draining, forced]
+        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
         for pending in (draining, forced):
             pending.cancel()
         with contextlib.suppress(asyncio.CancelledError):

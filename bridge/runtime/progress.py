@@ -8,7 +8,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import Any, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from bridge.delivery import Route
 
 
 def sequence_of(position: Any) -> int:
@@ -19,7 +23,9 @@ def sequence_of(position: Any) -> int:
 
 
 class Progress:
-    def __init__(self, routes: list, stream: TextIO | None = None, interval: float = 0.5):
+    def __init__(
+        self, routes: Sequence[Route], stream: TextIO | None = None, interval: float = 0.5
+    ) -> None:
         self.routes = routes
         self.stream = stream or sys.stderr
         self.interval = interval
@@ -42,7 +48,7 @@ class Progress:
     def render(self) -> str:
         return " | ".join(self._describe(route) for route in self.routes)
 
-    def _describe(self, route) -> str:
+    def _describe(self, route: Route) -> str:
         if route.failure:
             return f"{route.name}: stopped"
         done = sequence_of(route.position)

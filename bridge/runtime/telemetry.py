@@ -9,7 +9,7 @@ counters, base units (seconds).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -199,7 +199,7 @@ class _Collector:
                 failed.add_metric([route.name, kind], count)
         yield failed
 
-        def committed(route) -> int:
+        def committed(route: RouteView) -> int:
             return sequence_of(route.committed_position)
 
         yield from _per_sink(
@@ -254,7 +254,13 @@ class _Collector:
         )
 
 
-def _per_sink(routes, family, name: str, documentation: str, value) -> Iterator[Metric]:
+def _per_sink(
+    routes: Sequence[RouteView],
+    family: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    value: Callable[[RouteView], float],
+) -> Iterator[Metric]:
     metric = family(name, documentation, labels=["sink"])
     for route in routes:
         metric.add_metric([route.name], value(route))

@@ -4,6 +4,8 @@ the pipeline and by the operator commands, which build the same parts for one ta
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bridge.config import BridgeConfig, FeedConfig
 from bridge.core.azure import azure_credential
 from bridge.core.backoff import Backoff
@@ -22,18 +24,18 @@ from bridge.feed import (
     TimeWindowReader,
 )
 from bridge.offsets import OffsetStore
-from sinks import create_sink
+from sinks import SinkConfig, create_sink
 
 
 def build_route(
     config: BridgeConfig,
-    sink_config,
+    sink_config: SinkConfig,
     *,
     reader: Reader,
     store: OffsetStore,
     lookup: FeedLookup | None = None,
-    on_change=None,
-    on_send=None,
+    on_change: Callable[[], None] | None = None,
+    on_send: Callable[[str, float], None] | None = None,
 ) -> Route:
     """A route for one sink of `config`: its sink, dead-letter target, formatter, cursor."""
     dead_letter = None
@@ -45,9 +47,9 @@ def build_route(
         sink=create_sink(sink_config),
         dead_letter=dead_letter,
         reader=reader,
-        formatter=Formatter(config.feed.url, sink_config.format, config.feed.name),
+        formatter=Formatter(config.feed.url, sink_config.format, config.feed.key),
         store=store,
-        feed_key=config.feed.name,
+        feed_key=config.feed.key,
         lookup=lookup,
         commit_interval=config.offsets.commit_interval,
         on_change=on_change or _ignore,
@@ -59,7 +61,12 @@ def _ignore(*args: object) -> None:
     return None
 
 
-def feed_client(feed: FeedConfig, on_request=None, *, helper: bool = False) -> FeedClient:
+def feed_client(
+    feed: FeedConfig,
+    on_request: Callable[[str, float], None] | None = None,
+    *,
+    helper: bool = False,
+) -> FeedClient:
     """The feed's HTTP client; `helper` (when `feed.http_helper` allows) moves its requests
     to a helper process, which pays off for a running bridge, not for one probe."""
     return FeedClient(
@@ -73,7 +80,7 @@ def feed_client(feed: FeedConfig, on_request=None, *, helper: bool = False) -> F
         fallback_after=feed.metadata_retries,
         max_connections=feed.prefetch + 2,  # httpcore scans every pooled connection per request
         helper=helper and feed.http_helper,
-        **({"on_request": on_request} if on_request else {}),
+        on_request=on_request or _ignore,
     )
 
 
@@ -95,6 +102,7 @@ def feed_reader(feed: FeedConfig, source: FeedSource) -> Reader:
 def auth_provider(feed: FeedConfig) -> AuthProvider:
     auth = feed.auth
     if auth.type == "bearer":
+        assert auth.token is not None  # BearerAuth's validation requires it
         return BearerToken(auth.token)
     if auth.type == "azure":
         return AzureAuth(azure_credential(**auth.credential_options()), auth.scope)

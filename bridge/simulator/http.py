@@ -47,7 +47,8 @@ async def read_body(receive: Receive) -> bytes:
 
 
 def header(scope: dict[str, Any], name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
         if key == name:
             return value
     return None

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from bridge.simulator.registry import DEFAULT_PARTITION, Scope
 
-T = TypeVar("T")
+
+class _Settings(Protocol):
+    """A dataclass instance: what `fields` and `asdict` take."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+T = TypeVar("T", bound=_Settings)
 
 
 class _Body(BaseModel):
@@ -84,8 +91,8 @@ class TransactionBody(_Body):
 
 def merged(current: T, changes: dict[str, Any]) -> T:
     """`current` (a dataclass of settings) with `changes` applied and every field validated."""
-    unknown = sorted(set(changes) - {item.name for item in fields(current)})  # type: ignore[arg-type]
+    unknown = sorted(set(changes) - {item.name for item in fields(current)})
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(unknown)}")
-    values = {**asdict(current), **changes}  # type: ignore[call-overload]
+    values = {**asdict(current), **changes}
     return TypeAdapter(type(current)).validate_python(values)

@@ -17,7 +17,7 @@ from bridge.simulator.metadata import SOP_CLASSES, MetadataTemplate
 from bridge.simulator.store import Action, FeedStore, State
 from bridge.simulator.ticks import format_timestamp
 
-_ACTIONS = {action: action.name.title() for action in Action}
+_ACTIONS: dict[int, str] = {action: action.name.title() for action in Action}  # by code
 _STATES = {state: state.name.title() for state in State}
 _METADATA = b',"metadata":'
 _SEPARATOR = b"},"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 from bridge.simulator.registry import NotFound, Patient, Registry
 from bridge.simulator.rowcache import RowCache
@@ -45,7 +45,13 @@ class Conflict(Exception):
     """An instance is locked by a transaction still in flight."""
 
 
-_KEEP = object()  # leave the instance's bulk-update override as it is
+class _Keep(Enum):
+    """Leave the instance's bulk-update override as it is (a sentinel checkers can narrow)."""
+
+    KEEP = 0
+
+
+_KEEP = _Keep.KEEP
 
 
 @dataclass(slots=True)
@@ -53,7 +59,7 @@ class Transaction:
     id: int
     rows: list[int] = field(default_factory=list)
     # (instance key, new current watermark or 0, new PatientName/ID override, None or _KEEP)
-    effects: list[tuple[int, int, object]] = field(default_factory=list)
+    effects: list[tuple[int, int, Patient | _Keep | None]] = field(default_factory=list)
 
     @property
     def keys(self) -> list[int]:
@@ -132,7 +138,7 @@ class FeedStore:
             if override is None:
                 registry.patient_override.pop(key, None)
             elif override is not _KEEP:
-                registry.patient_override[key] = override  # type: ignore[assignment]
+                registry.patient_override[key] = override
             self._invalidate(key)
         for row in txn.rows:
             self.status[row] = COMMITTED

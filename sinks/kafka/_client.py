@@ -47,7 +47,7 @@ class ProducerClient:
         self,
         properties: dict[str, str],
         *,
-        log: logging.LoggerAdapter,
+        log: logging.LoggerAdapter[logging.Logger],
         quiet: bool = False,
     ) -> None:
         """`quiet`: librdkafka's own log lines at DEBUG (a probe reports in one line)."""
@@ -162,14 +162,15 @@ class ProducerClient:
             if reason is not None:
                 raise SinkFatalError(reason)
             if self._all_brokers_down or time.monotonic() >= deadline:
-                cause = self._last_error[1] if self._last_error else describe(error)
-                raise SinkError(f"kafka {self.bootstrap}: unreachable ({cause})")
+                detail = self._last_error[1] if self._last_error else describe(error)
+                raise SinkError(f"kafka {self.bootstrap}: unreachable ({detail})")
 
     def _list_topics(self, topic: str | None, timeout: float) -> ClusterMetadata:
         with self._calls:
             if self._closed:
                 raise KafkaException(KafkaError(KafkaError._DESTROY, "the producer was closed"))
-            return self._producer.list_topics(topic, timeout)
+            metadata: ClusterMetadata = self._producer.list_topics(topic, timeout)
+            return metadata
 
     # -- the poll thread -----------------------------------------------------------------
 
@@ -308,7 +309,7 @@ class _LibrdkafkaLog:
     """librdkafka's log lines into the sink's logger: secrets masked, and ERROR lowered to
     WARNING (a broker outage is the bridge's to judge; it reports what it cannot retry)."""
 
-    def __init__(self, log: logging.LoggerAdapter, quiet: bool) -> None:
+    def __init__(self, log: logging.LoggerAdapter[logging.Logger], quiet: bool) -> None:
         self._log = log
         self._ceiling = logging.DEBUG if quiet else logging.WARNING
 

@@ -38,12 +38,16 @@ class InvalidTopic(Exception):
     """A templated topic rendered to a name Kafka does not accept."""
 
 
+#: As confluent-kafka takes them (values are bytes here).
+Headers = list[tuple[str, str | bytes | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     topic: str
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: Headers
 
 
 def topic_fields(event: Event) -> dict[str, str]:
@@ -65,9 +69,9 @@ class RecordBuilder:
         self._template = config.topic if config.topic_is_template else None
         self._topic = config.topic
         self._key = _KEYS[config.key]
-        self._static = [(name, value.encode()) for name, value in config.headers.items()]
+        self._static: Headers = [(name, value.encode()) for name, value in config.headers.items()]
         #: Structured events all carry the same headers: one list, shared by every record.
-        self._structured = [("content-type", STRUCTURED_CONTENT_TYPE), *self._static]
+        self._structured: Headers = [("content-type", STRUCTURED_CONTENT_TYPE), *self._static]
 
     def topic(self, event: Event) -> str:
         if self._template is None:
@@ -92,6 +96,6 @@ class RecordBuilder:
         )
 
 
-def _format_headers(event: Event) -> list[tuple[str, bytes]]:
-    binary = [(name, value.encode()) for name, value in event.ce_headers("ce_")]
+def _format_headers(event: Event) -> Headers:
+    binary: Headers = [(name, value.encode()) for name, value in event.ce_headers("ce_")]
     return [*binary, ("content-type", event.content_type.encode())]

@@ -138,7 +138,7 @@ class KafkaSink(BaseSink):
                 raise SinkFatalError(fatal_reason(client.refused, self._fixed_topic))
             if client is not None and client.fatal is None:
                 return client
-            if client is not None:
+            if client is not None and client.fatal is not None:
                 self._client = None
                 await client.close(0)
                 reason = fatal_reason(client.fatal, self._fixed_topic)

@@ -52,7 +52,8 @@ def describe(exc: BaseException) -> str:
     message = " ".join(str(exc).split()) or "no details"
     status = _token_status(exc)
     if status is not None:  # the SDK's message drops the service's own explanation
-        explanation = getattr(exc.inner_exception, "status_description", None) or b""
+        inner = getattr(exc, "inner_exception", None)
+        explanation = getattr(inner, "status_description", None) or b""
         if isinstance(explanation, bytes):
             explanation = explanation.decode("utf-8", errors="replace")
         message += f" (token refused with status {status}: {explanation or 'no description'})"

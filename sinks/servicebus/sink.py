@@ -69,7 +69,7 @@ ENVELOPE_HEADROOM = 512
 
 
 class Item(NamedTuple):
-    index: int  # position in the route's batch
+    batch_index: int  # position in the route's batch (`index` would shadow tuple.index)
     message: ServiceBusMessage
     size: int  # of the body
 
@@ -182,6 +182,7 @@ class ServiceBusSink(BaseSink):
         options: dict[str, Any] = {"retry_total": 0}  # the route retries, with its backoff
         if config.connection_string is not None:
             return ServiceBusClient.from_connection_string(config.connection_text(), **options)
+        assert config.fully_qualified_namespace is not None  # the config requires one of the two
         self._credential = azure_credential(**config.credential_options())
         return ServiceBusClient(config.fully_qualified_namespace, self._credential, **options)
 
@@ -209,7 +210,7 @@ class ServiceBusSink(BaseSink):
                     groups[:0] = self._split(group.items, exc, outcomes)
                     continue
                 for item in group.items:
-                    outcomes[item.index] = DELIVERED
+                    outcomes[item.batch_index] = DELIVERED
         except SinkFatalError:
             raise
         except SinkError as exc:  # could not connect
@@ -266,7 +267,7 @@ class ServiceBusSink(BaseSink):
         if len(group) == 1:
             [item] = group
             reason = _errors.describe(exc)
-            outcomes[item.index] = Permanent(
+            outcomes[item.batch_index] = Permanent(
                 f"too large for Service Bus ({item.size}-byte body): {reason}"
             )
             return []
@@ -296,10 +297,10 @@ class ServiceBusSink(BaseSink):
         outcomes: list[Outcome | None], items: list[Item], tried: list[Item], outcome: Transient
     ) -> None:
         held_back = dataclasses.replace(outcome, attempted=False)
-        attempted = {item.index for item in tried}
+        attempted = {item.batch_index for item in tried}
         for item in items:
-            if outcomes[item.index] is None:
-                outcomes[item.index] = outcome if item.index in attempted else held_back
+            if outcomes[item.batch_index] is None:
+                outcomes[item.batch_index] = outcome if item.batch_index in attempted else held_back
 
 
 def to_message(event: Event, config: Config) -> ServiceBusMessage:

@@ -179,7 +179,9 @@ class Config(SinkConfig):
     @field_validator("secret")
     @classmethod
     def _secrets_decode(cls, value: Secret | None) -> Secret | None:
-        problem = None if value is None else webhook_secrets_problem(value.get_secret_value())
+        if value is None:
+            return None
+        problem = webhook_secrets_problem(value.get_secret_value())
         if problem is not None:
             source = f" (read from {value.path})" if value.path else ""
             raise ValueError(f"{problem}{source}")

@@ -103,7 +103,7 @@ class WebhookSink(BaseSink):
         if len(lanes) == 1:
             await self._run_lane(lanes[0], outcomes)
             return
-        fatal: SinkFatalError | None = None
+        fatal: SinkFatalError | ExceptionGroup[SinkFatalError] | None = None
         try:
             async with asyncio.TaskGroup() as group:
                 for lane in lanes:

@@ -128,7 +128,7 @@ async def test_a_reset_feed_is_found_on_start_and_nothing_is_stored(version) -> 
     old, new = rows(range(1, 11)), rows(range(1, 31), seed="b")
     store = MemoryOffsetStore()
     cursor = cursor_for(store, Feed(old), version)
-    position = cursor.lookup.after(parse_entry(old[9]))
+    position = cursor.lookup.after(10, old[9]["timestamp"])
     await store.commit("dicom.test", "a", *cursor.reader.encode(position), fingerprint(old[9]))
     stored, loaded = await cursor.load()
     assert await cursor.resolve(stored, loaded) == position  # the same feed, grown or not
@@ -164,6 +164,38 @@ async def test_a_reset_while_running_leaves_the_last_verified_cursor_stored(
     assert (await store.load("dicom.test", "a")).sequence == 10  # frozen
 
 
+async def test_a_commit_made_while_a_check_reads_the_feed_is_not_taken_as_verified(
+    monkeypatch,
+) -> None:
+    """The check read the intact feed; the feed was reset and the route committed entries
+    of the new one before the answer came back: that commit is checked next, not trusted."""
+    monkeypatch.setattr("bridge.delivery.cursor.VERIFY_INTERVAL", 0.01)
+    feed = Feed(rows(range(1, 21)))
+    store = MemoryOffsetStore()
+    cursor = cursor_for(store, feed)
+    cursor.note(page(feed.entries[:10]))
+    await cursor.commit(10)
+    read, answer = asyncio.Event(), asyncio.Event()
+    find = cursor.lookup.find
+
+    async def find_slowly(sequence: int, timestamp: str):
+        found = await find(sequence, timestamp)
+        read.set()
+        await answer.wait()
+        return found
+
+    monkeypatch.setattr(cursor.lookup, "find", find_slowly)
+    watching = asyncio.create_task(cursor.watch())
+    await asyncio.wait_for(read.wait(), 5)  # the anchor, cursor 10, read from the intact feed
+    feed.entries = rows(range(1, 41), seed="b")
+    cursor.note(page(feed.entries[10:30]))
+    await cursor.commit(30)
+    answer.set()
+    with pytest.raises(FeedResetError, match="reset or restored"):
+        await asyncio.wait_for(watching, 5)
+    assert (await store.load("dicom.test", "a")).sequence == 10
+
+
 @pytest.mark.parametrize("version", ["v1", "v2"])
 async def test_a_cursor_stored_without_a_fingerprint_adopts_the_feeds_entry(
     version,
@@ -171,7 +203,7 @@ async def test_a_cursor_stored_without_a_fingerprint_adopts_the_feeds_entry(
     feed = Feed(rows(range(1, 11)))
     store = MemoryOffsetStore()
     cursor = cursor_for(store, feed, version)
-    position = cursor.lookup.after(parse_entry(feed.entries[6]))
+    position = cursor.lookup.after(7, feed.entries[6]["timestamp"])
     await store.commit("dicom.test", "a", *cursor.reader.encode(position))
     stored, loaded = await cursor.load()
     assert await cursor.resolve(stored, loaded) == position
@@ -192,7 +224,7 @@ async def test_start_latest_commits_the_latest_entry_at_once(version) -> None:
     store = MemoryOffsetStore()
     cursor = cursor_for(store, feed, version, start="latest")
     position = await cursor.resolve(None, cursor.reader.initial)
-    assert position == cursor.lookup.after(parse_entry(feed.entries[-1]))
+    assert position == cursor.lookup.after(50, feed.entries[-1]["timestamp"])
     stored = await store.load("dicom.test", "a")
     assert (stored.sequence, stored.fingerprint) == (50, fingerprint(feed.entries[-1]))
 
@@ -207,7 +239,7 @@ async def test_start_at_a_sequence_delivers_from_it(version) -> None:
     cursor = cursor_for(store, feed, version, start=22)
     position = await cursor.resolve(None, cursor.reader.initial)
     assert position == (
-        cursor.lookup.before(parse_entry(feed.entries[19])) if version == "v2" else 21
+        cursor.lookup.before(25, feed.entries[19]["timestamp"]) if version == "v2" else 21
     )
     assert (await store.load("dicom.test", "a")).fingerprint == fingerprint(feed.entries[18])
 
