@@ -10,76 +10,22 @@ counters, base units (seconds).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from bridge import __version__
-from bridge.core.entry import Entry
 from bridge.core.redact import scrub
-from bridge.feed import TICKS_PER_SECOND, now_ticks, to_ticks
-from bridge.runtime.progress import sequence_of
-
-
-class FeedClientView(Protocol):
-    """What telemetry reads of the feed client (`bridge.feed.FeedClient`)."""
-
-    @property
-    def responses(self) -> dict[str, int]: ...
-    @property
-    def pages(self) -> int: ...
-    @property
-    def last_error(self) -> str | None: ...
-
-
-class FeedView(Protocol):
-    """What telemetry reads of the shared feed reader (`bridge.feed.FeedSource`)."""
-
-    @property
-    def client(self) -> FeedClientView: ...
-    @property
-    def latest_seen(self) -> Entry | None: ...
-
-
-class StatsView(Protocol):
-    forwarded: int
-    filtered: int
-    dead_lettered: int
-    failed: dict[str, int]
-
-
-class RouteView(Protocol):
-    """What telemetry reads of a route (`bridge.delivery.Route`)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def stats(self) -> StatsView: ...
-    @property
-    def latest(self) -> int: ...
-    @property
-    def committed_position(self) -> object: ...
-    @property
-    def oldest_timestamp(self) -> str | None: ...
-    @property
-    def in_flight(self) -> int: ...
-    @property
-    def pending(self) -> int: ...
-    @property
-    def connected(self) -> bool: ...
-    @property
-    def unreachable(self) -> str | None: ...
-    @property
-    def last_error(self) -> str | None: ...
-    @property
-    def running(self) -> bool: ...
-    @property
-    def failure(self) -> str | None: ...
-    @property
-    def fatal(self) -> BaseException | None: ...
-
+from bridge.feed import now_ticks
+from bridge.runtime.views import (
+    FeedView,
+    RouteView,
+    committed_sequence,
+    feed_latest,
+    lag_entries,
+    lag_seconds,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -140,8 +86,7 @@ class _Collector:
 
     def collect(self) -> Iterator[Metric]:
         client = self.feed.client
-        latest_entry = self.feed.latest_seen
-        feed_latest = latest_entry.sequence or 0 if latest_entry is not None else 0
+        latest = feed_latest(self.feed)
 
         yield _gauge("dicom_bridge_up", "1 while the bridge runs.", value=1)
         info = GaugeMetricFamily("dicom_bridge_build", "Build information.", labels=["version"])
@@ -163,7 +108,7 @@ class _Collector:
         yield _gauge(
             "dicom_bridge_feed_latest_sequence",
             "The feed's latest sequence as last seen.",
-            value=feed_latest,
+            value=latest,
         )
 
         routes = self.routes
@@ -199,22 +144,19 @@ class _Collector:
                 failed.add_metric([route.name, kind], count)
         yield failed
 
-        def committed(route: RouteView) -> int:
-            return sequence_of(route.committed_position)
-
         yield from _per_sink(
             routes,
             GaugeMetricFamily,
             "dicom_bridge_committed_sequence",
             "Sequence of the route's committed cursor.",
-            committed,
+            committed_sequence,
         )
         yield from _per_sink(
             routes,
             GaugeMetricFamily,
             "dicom_bridge_lag_entries",
             "Feed latest sequence minus the committed cursor's sequence.",
-            lambda r: max(0, max(feed_latest, r.latest) - committed(r)),
+            lambda r: lag_entries(r, latest),
         )
         now = now_ticks()
         yield from _per_sink(
@@ -222,7 +164,7 @@ class _Collector:
             GaugeMetricFamily,
             "dicom_bridge_lag_seconds",
             "Age of the oldest entry admitted but not yet delivered (0 when none).",
-            lambda r: _age(r.oldest_timestamp, now),
+            lambda r: lag_seconds(r, now),
         )
         yield from _per_sink(
             routes,
@@ -269,12 +211,3 @@ def _per_sink(
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
-
-
-def _age(timestamp: str | None, now: int) -> float:
-    if not timestamp:
-        return 0.0
-    try:
-        return max(0.0, (now - to_ticks(timestamp)) / TICKS_PER_SECOND)
-    except ValueError:
-        return 0.0

@@ -1,0 +1,101 @@
+"""What the observers of the running bridge (metrics, readiness, the status page, progress
+logs) read of the feed and the routes, and the figures they derive from it, computed once
+here so that every view tells the same story.
+
+The Protocols are satisfied by `bridge.feed.FeedSource` / `FeedClient` and
+`bridge.delivery.Route`; observers depend on these, not on the pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bridge.core.entry import Entry
+from bridge.feed import TICKS_PER_SECOND, now_ticks, to_ticks
+from bridge.runtime.progress import sequence_of
+
+
+class FeedClientView(Protocol):
+    """What telemetry reads of the feed client (`bridge.feed.FeedClient`)."""
+
+    @property
+    def responses(self) -> dict[str, int]: ...
+    @property
+    def pages(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+
+
+class FeedView(Protocol):
+    """What telemetry reads of the shared feed reader (`bridge.feed.FeedSource`)."""
+
+    @property
+    def client(self) -> FeedClientView: ...
+    @property
+    def latest_seen(self) -> Entry | None: ...
+
+
+class StatsView(Protocol):
+    forwarded: int
+    filtered: int
+    dead_lettered: int
+    failed: dict[str, int]
+
+
+class RouteView(Protocol):
+    """What telemetry reads of a route (`bridge.delivery.Route`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def stats(self) -> StatsView: ...
+    @property
+    def latest(self) -> int: ...
+    @property
+    def committed_position(self) -> object: ...
+    @property
+    def oldest_timestamp(self) -> str | None: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def unreachable(self) -> str | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def failure(self) -> str | None: ...
+    @property
+    def fatal(self) -> BaseException | None: ...
+
+
+def feed_latest(feed: FeedView) -> int:
+    """The feed's latest sequence as last seen (0 before the first answer)."""
+    entry = feed.latest_seen
+    return entry.sequence or 0 if entry is not None else 0
+
+
+def committed_sequence(route: RouteView) -> int:
+    """The sequence of the route's committed cursor."""
+    return sequence_of(route.committed_position)
+
+
+def lag_entries(route: RouteView, latest: int) -> int:
+    """Entries between the route's committed cursor and the feed's latest entry."""
+    return max(0, max(latest, route.latest) - committed_sequence(route))
+
+
+def lag_seconds(route: RouteView, now: int | None = None) -> float:
+    """Age of the oldest entry admitted but not yet delivered (0 when none)."""
+    timestamp = route.oldest_timestamp
+    if not timestamp:
+        return 0.0
+    try:
+        ticks = to_ticks(timestamp)
+    except ValueError:
+        return 0.0
+    return max(0.0, ((now_ticks() if now is None else now) - ticks) / TICKS_PER_SECOND)
