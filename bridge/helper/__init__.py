@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import struct
 import sys
 import zlib
@@ -204,6 +205,9 @@ async def _perform(
 
 
 def main() -> None:
+    # Ctrl-C at a terminal signals the whole process group: the bridge stops itself and then
+    # closes our stdin, which is how this process ends (without a traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     max_connections, timeout, max_bytes = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     serve = _serve(max_connections, timeout, max_bytes)
     try:

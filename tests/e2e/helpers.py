@@ -53,12 +53,20 @@ def run_bridge(
     )
 
 
-def start_bridge(*arguments: str, cwd: Path | None = None) -> subprocess.Popen:
+def start_bridge(
+    *arguments: str, cwd: Path | None = None, new_session: bool = False
+) -> subprocess.Popen:
     """The CLI in the background. Its stderr goes to a temporary file (a pipe nobody reads
-    would block a chatty bridge); `process.stderr.read()` returns all of it."""
+    would block a chatty bridge); `process.stderr.read()` returns all of it. `new_session`:
+    in a process group of its own, as at a terminal (`os.killpg` is then Ctrl-C)."""
     stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed with the process's files
     process = subprocess.Popen(
-        bridge_command(*arguments), stdout=subprocess.DEVNULL, stderr=stderr, text=True, cwd=cwd
+        bridge_command(*arguments),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+        cwd=cwd,
+        start_new_session=new_session,
     )
     process.stderr = _FromStart(stderr)
     return process

@@ -4,6 +4,7 @@ it with exit 1 naming the routes behind; plain `run` exits 0 after a clean drain
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -96,3 +97,18 @@ def test_deadline_usage_errors_exit_2(tmp_path, arguments, message):
     config = write_config(tmp_path / "bridge.yaml", "http://127.0.0.1:9", [])
     result = run_bridge("run", "-c", str(config), *arguments)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_ctrl_c_at_a_terminal_stops_every_process_quietly(simulator, tmp_path):
+    """Ctrl-C signals the whole foreground process group, the HTTP helper included: it
+    printed a KeyboardInterrupt traceback while the bridge itself stopped cleanly."""
+    sim = simulator(entries=200, seed=63)
+    config = stuck_config(tmp_path, sim.url)
+    bridge = start_bridge("run", "-c", str(config), new_session=True)
+    try:
+        wait_for(lambda: "not delivered" in bridge.stderr.read(), timeout=60)
+    finally:
+        os.killpg(bridge.pid, signal.SIGINT)
+        bridge.wait(30)
+    assert bridge.returncode == 0
+    assert "Traceback" not in bridge.stderr.read()
