@@ -164,18 +164,20 @@ class Formatter:
             "sequence": entry.sequence,
             "deadLetteredAt": datetime.now(UTC).isoformat(),
         }
+        # The element exactly as served, when the page gave its bytes.
+        served = orjson.Fragment(entry.json) if entry.json is not None else entry.raw
         if isinstance(subject, Event):
             record["id"] = subject.id
             record["event"] = orjson.Fragment(subject.body)
             if self._azure:  # its data is not the entry: `dlq redrive` rebuilds from this
-                record["entry"] = orjson.Fragment(entry.json) if entry.json else entry.raw
-        else:  # poison: the element exactly as served, when the page gave its bytes
-            record["entry"] = orjson.Fragment(entry.json) if entry.json is not None else entry.raw
+                record["entry"] = served
+        else:  # poison
+            record["entry"] = served
         attributes = {"id": f"{self.name}/dead-letter/{sink}/{entry.sequence}", "type": "dead"}
         return Event(entry, attributes, _dumps(record))
 
 
-_URL_NAMESPACE = hashlib.sha1(uuid.NAMESPACE_URL.bytes)
+_URL_NAMESPACE = hashlib.sha1(uuid.NAMESPACE_URL.bytes, usedforsecurity=False)
 #: The variant bits of RFC 4122 over the hex digit that holds them.
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
