@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, ByteSize, Field, ValidationInfo, field_validator
 
 from bridge.core.configspec import Duration, RetryConfig, StrictModel, error_at
+from bridge.core.event import Format
 
 if TYPE_CHECKING:
     from bridge.core.entry import Entry
 
-
-Format = Literal["cloudevents", "cloudevents-binary", "raw"]
 
 ACTIONS = ("Create", "Update", "Delete")
 STATES = ("Current", "Replaced", "Deleted")
@@ -131,7 +130,10 @@ class SinkConfig(StrictModel):
         "cloudevents",
         description="Event format: cloudevents (CloudEvents 1.0 structured JSON), "
         "cloudevents-binary (the entry as the body, the attributes as message headers: "
-        "sinks with headers only) or raw (the change-feed entry alone).",
+        "sinks with headers only), raw (the change-feed entry alone), eventgrid (the event "
+        "the Azure DICOM service publishes to Event Grid, Microsoft.HealthcareApis."
+        "DicomImageCreated/Updated/Deleted, in the Event Grid schema) or "
+        "eventgrid-cloudevents (the same in the CloudEvents schema); see Events.",
     )
     filter: FilterConfig = Field(
         default_factory=FilterConfig, description="Which entries this route delivers."

@@ -12,8 +12,10 @@ from typing import Literal, Protocol
 
 from bridge.core.entry import Entry
 
-Format = Literal["cloudevents", "cloudevents-binary", "raw"]
+Format = Literal["cloudevents", "cloudevents-binary", "raw", "eventgrid", "eventgrid-cloudevents"]
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+#: Formats whose body is a structured CloudEvent.
+STRUCTURED_FORMATS = frozenset(("cloudevents", "eventgrid-cloudevents"))
 
 
 class AttributeSource(Protocol):
@@ -66,8 +68,9 @@ class Event:
 
     @property
     def content_type(self) -> str:
-        """The body's media type: structured CloudEvents JSON, or the entry's JSON."""
-        return STRUCTURED_CONTENT_TYPE if self.format == "cloudevents" else "application/json"
+        """The body's media type: structured CloudEvents JSON, or plain JSON (the entry, or
+        an Event Grid event)."""
+        return STRUCTURED_CONTENT_TYPE if self.format in STRUCTURED_FORMATS else "application/json"
 
     def ce_headers(self, prefix: str) -> list[tuple[str, str]]:
         """The attributes as transport headers in binary mode (`ce_` for Kafka,

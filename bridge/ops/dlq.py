@@ -37,15 +37,17 @@ class Record:
 
     @property
     def entry(self) -> dict[str, Any] | None:
-        """The feed entry the record carries, from a structured event, a raw one, or a
-        poison record."""
+        """The feed entry the record carries: its own (a poison record, an Event Grid
+        event's), else a structured event's data or a raw event."""
         if self.value is None:
             return None
+        entry = self.value.get("entry")
+        if isinstance(entry, dict):
+            return entry
         event = self.value.get("event")
         if isinstance(event, dict):
             return event.get("data") if "specversion" in event else event
-        entry = self.value.get("entry")
-        return entry if isinstance(entry, dict) else None
+        return None
 
     def feed_entry(self) -> Entry | None:
         """`entry` parsed; a poison record's from the element's bytes as the feed served

@@ -13,6 +13,10 @@
 - Everything else is `Transient` with the route's backoff: throttling (ServerBusy),
   connection and communication errors, timeouts, unexpected errors.
 
+A batch refused by a partitioned entity with duplicate detection (`amqp:not-allowed` with
+Service Bus's "Batching brokered messages with distinct SessionId, PartitionKey, or
+MessageId..." or "...must have either PartitionKey or MessageId") is not fatal either: the
+sink sends one message per transfer from then on (`refuses_batches`).
 `MessageSizeExceededError` is not classified here: the sink splits the batch it came from.
 Every reason passes through `bridge.core.redact.scrub` (the configured connection string, its
 key, client secrets, and any SAS signature), so no key or token reaches a log line or an
@@ -45,6 +49,12 @@ _FULL = (ServiceBusQuotaExceededError, MessagingEntityDisabledError)
 #: What Service Bus answers to a message the entity refuses by its settings (InvalidOperation),
 #: e.g. one without a session id sent to a session-enabled queue.
 NOT_ALLOWED = "amqp:not-allowed"
+#: Words of what a partitioned entity with duplicate detection answers a batch with (the
+#: service does not implement batches of distinct messages there), lowercased.
+_BATCHES_REFUSED = (
+    "batching brokered messages with distinct",
+    "partitioned entity with duplicate detection enabled must have",
+)
 
 
 def describe(exc: BaseException) -> str:
@@ -74,10 +84,21 @@ def is_fatal(exc: BaseException) -> bool:
     return isinstance(inner, (ClientAuthenticationError, ImportError))
 
 
+def refuses_batches(exc: BaseException) -> bool:
+    """Service Bus refused a batch because the entity is partitioned with duplicate
+    detection: the messages must go one per transfer."""
+    if _condition(exc) != NOT_ALLOWED:
+        return False
+    text = " ".join(str(exc).split()).lower()
+    return any(words in text for words in _BATCHES_REFUSED)
+
+
 def fatal_reason(exc: BaseException) -> str:
     """What the operator must fix, before the error itself."""
     if isinstance(exc, MessagingEntityNotFoundError) or _token_status(exc) == 404:
         return "the entity does not exist"
+    if refuses_batches(exc):
+        return "Service Bus refuses these messages on a partitioned entity"
     if _condition(exc) == NOT_ALLOWED:
         return (
             "Service Bus does not allow these messages (a session-enabled entity needs "

@@ -70,6 +70,14 @@ class Config(SinkConfig, EntraCredential):
         "entities: consumers then get each study's changes in order, one consumer per study "
         "at a time. Required by session-enabled entities; leave off otherwise.",
     )
+    batching: bool = Field(
+        True,
+        description="Pack events into Service Bus batches (fewer transfers). Off: one message "
+        "per transfer, each study's messages one after the other, up to max_in_flight "
+        "studies at once. Partitioned entities with duplicate detection refuse batches of "
+        "distinct messages: the sink turns batching off by itself at the first refusal "
+        "(with a warning); set false to skip that first try.",
+    )
     time_to_live: Duration | None = Field(
         None,
         gt=0,

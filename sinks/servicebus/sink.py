@@ -1,19 +1,24 @@
 """The Azure Service Bus sink, on the azure-servicebus async client.
 
-One sender link per sink; sends are serialised on it (the SDK's sender is not safe for
-concurrent sends), so the route's concurrent batches queue here in the order they came.
-Each route batch is packed into as few Service Bus batches as the entity's batch limit
-allows (`create_message_batch`, at most 4,500 messages), sent one after the other in feed
-order; at the first failure the rest of the route batch gets the same `Transient` outcome
-(and is not sent, so nothing overtakes the failed part). An event too large for any batch
-is sent alone (Premium takes larger single messages than batches). A batch the broker
-refuses as too large is split in halves and retried; a single message it refuses is
-`Permanent`, with the broker's reason.
+Batches (the default): one sender link per sink; sends are serialised on it (the SDK's
+sender is not safe for concurrent sends), so the route's concurrent batches queue here in
+the order they came. Each route batch is packed into as few Service Bus batches as the
+entity's batch limit allows (`create_message_batch`, at most 4,500 messages), sent one
+after the other in feed order; at the first failure the rest of the route batch gets the
+same `Transient` outcome (and is not sent, so nothing overtakes the failed part). An event
+too large for any batch is sent alone (Premium takes larger single messages than batches).
+A batch the broker refuses as too large is split in halves and retried; a single message
+it refuses is `Permanent`, with the broker's reason.
+
+One message per transfer (`batching: false`, or from the first batch a partitioned entity
+with duplicate detection refuses: Service Bus does not implement batches of distinct
+messages there): each study's messages one after the other on a link of its own, up to
+`max_in_flight` studies at once (`_links`); a failure holds back the rest of its study only.
 
 The SDK's own retries are off: every retry goes through the route's backoff (the `retry`
 settings), which never advances the cursor, so there is one retry policy to tune. A send
 that fails leaves the SDK to reconnect at the next one; a send that hangs past
-`send_timeout` discards the sender, and the next send opens a new one.
+`send_timeout` discards its link, and the next send opens a new one.
 
 Message mapping: `message_id` = the event id (deterministic: duplicate detection drops
 re-sends within its window), `session_id` = StudyInstanceUID with `sessions`, `subject` =
@@ -25,14 +30,12 @@ the event type, `content_type` = the body's media type, optional `time_to_live`;
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import datetime
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from azure.servicebus import ServiceBusMessage, ServiceBusMessageBatch
+from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 from azure.servicebus.exceptions import MessageSizeExceededError
 
@@ -47,6 +50,8 @@ from bridge.core.sink import (
     Transient,
 )
 from sinks.servicebus import _errors
+from sinks.servicebus._batches import Item, fail_rest, halves, pack, payload
+from sinks.servicebus._links import Links, close_quietly
 
 if TYPE_CHECKING:
     from azure.servicebus.aio import ServiceBusSender
@@ -60,26 +65,11 @@ log = logging.getLogger(__name__)
 CE_PREFIX = "cloudEvents_"
 #: `check` answers within this, whatever `send_timeout` is (the CLI waits 15 s per probe).
 CHECK_TIMEOUT = 10.0
-CLOSE_TIMEOUT = 5.0
 #: Service Bus refuses a batch of more messages than this, whatever their size.
 MAX_BATCH_MESSAGES = 4500
 #: Bytes of the size limit kept free for what the SDK does not count in a batch: its
 #: envelope repeats the first message's properties (ids, subject, content type).
 ENVELOPE_HEADROOM = 512
-
-
-class Item(NamedTuple):
-    batch_index: int  # position in the route's batch (`index` would shadow tuple.index)
-    message: ServiceBusMessage
-    size: int  # of the body
-
-
-class Group(NamedTuple):
-    """Items sent in one transfer: their batch as packed (encoding is the costly part, so it
-    is done once), None after a split (rebuilt when sent), or one message sent alone."""
-
-    items: list[Item]
-    batch: ServiceBusMessageBatch | None = None
 
 
 class ServiceBusSink(BaseSink):
@@ -94,7 +84,9 @@ class ServiceBusSink(BaseSink):
         self._client: ServiceBusClient | None = None
         self._secrets: tuple[str | None, ...] = ()  # what the client was created with
         self._credential: Any = None
-        self._sender: ServiceBusSender | None = None
+        self._sender: ServiceBusSender | None = None  # the batch link
+        self._links = Links(config.max_in_flight, lambda: self._attach(config.send_timeout))
+        self._singly = not config.batching
         self._link_limit = self._limit = 0
         self._lock = asyncio.Lock()
 
@@ -104,22 +96,29 @@ class ServiceBusSink(BaseSink):
     # -- the Sink protocol ----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Attach the sender now, so that a bad credential or a missing entity stops the
+        """Attach a sender now, so that a bad credential or a missing entity stops the
         route before anything is read; other failures are retried by the route."""
         async with self._lock:
             await self._connected(self._config.send_timeout)
+            if self._singly:
+                self._hand_over_the_batch_link()
 
     async def send(self, events: Sequence[Event]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(events)
         items: list[Item] = []
         for index, event in enumerate(events):
             try:
-                items.append(Item(index, to_message(event, self._config), len(event.body)))
+                message = to_message(event, self._config)
             except ValueError as exc:  # e.g. an id longer than Service Bus allows
                 outcomes[index] = Permanent(f"not a valid Service Bus message: {exc}")
-        if items:
+                continue
+            items.append(Item(index, message, len(event.body), event.key))
+        if items and not self._singly:
             async with self._lock:
-                await self._deliver(items, outcomes)
+                if not self._singly:  # batches may have been refused while this waited
+                    items = await self._deliver(items, outcomes)
+        if items:
+            await self._deliver_singly(items, outcomes)
         return [outcome or DELIVERED for outcome in outcomes]
 
     async def check(self) -> str:
@@ -130,26 +129,30 @@ class ServiceBusSink(BaseSink):
                 limit = self._link_limit
         finally:
             await self.close()
+        if not self._config.batching:
+            return f"{self.where}: sender attached, one message per transfer, up to {limit} bytes"
         return f"{self.where}: sender attached, the entity takes batches up to {limit} bytes"
 
     async def close(self) -> None:
         await self._drop_sender()
+        await self._links.close()
         for resource in (self._client, self._credential):
             if resource is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(resource.close(), CLOSE_TIMEOUT)
+                await close_quietly(resource)
         self._client = self._credential = None
 
     # -- connecting -----------------------------------------------------------------------
 
     async def _connected(self, timeout: float) -> ServiceBusSender:
-        """The open sender, attached first if needed (its link tells the batch limit).
-        Raises SinkFatalError, or SinkError for what a retry may fix."""
-        if self._client is not None and self._config.secret_values() != self._secrets:
-            log.info("%s: a secret file changed; connecting again with it", self.where)
-            await self.close()
-        if self._sender is not None:
-            return self._sender
+        """The batch link, attached first if needed."""
+        await self._follow_secret_files()
+        if self._sender is None:
+            self._sender = await self._attach(timeout)
+        return self._sender
+
+    async def _attach(self, timeout: float) -> ServiceBusSender:
+        """A new sender link (its attach tells the batch limit), the client created first
+        if needed. Raises SinkFatalError, or SinkError for what a retry may fix."""
         try:
             if self._client is None:
                 self._secrets = self._config.secret_values()
@@ -163,7 +166,7 @@ class ServiceBusSink(BaseSink):
                 async with asyncio.timeout(timeout):
                     probe = await sender.create_message_batch()  # attaches the link
             except BaseException:
-                await _close_quietly(sender)
+                await close_quietly(sender)
                 raise
         except TimeoutError:
             raise SinkError(f"{self.where}: no answer within {timeout:g}s") from None
@@ -174,8 +177,14 @@ class ServiceBusSink(BaseSink):
         self._link_limit = probe.max_size_in_bytes
         limit = min(self._config.max_batch_bytes or self._link_limit, self._link_limit)
         self._limit = max(limit - ENVELOPE_HEADROOM, limit // 2)
-        self._sender = sender
         return sender
+
+    async def _follow_secret_files(self) -> None:
+        """Connect again when a secret file changed (links other sends hold fail, and are
+        retried)."""
+        if self._client is not None and self._config.secret_values() != self._secrets:
+            log.info("%s: a secret file changed; connecting again with it", self.where)
+            await self.close()
 
     def _new_client(self) -> ServiceBusClient:
         config = self._config
@@ -189,95 +198,119 @@ class ServiceBusSink(BaseSink):
     async def _drop_sender(self) -> None:
         sender, self._sender = self._sender, None
         if sender is not None:
-            await _close_quietly(sender)
+            await close_quietly(sender)
 
-    # -- sending --------------------------------------------------------------------------
+    def _hand_over_the_batch_link(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            self._links.adopt(sender)
 
-    async def _deliver(self, items: list[Item], outcomes: list[Outcome | None]) -> None:
-        """Send `items` in order, filling `outcomes`; at the first failure, every item not
-        yet delivered gets that failure's outcome (those after the failed batch as not
-        attempted: a retry budget counts from an event's first real send)."""
+    # -- sending in batches ---------------------------------------------------------------
+
+    async def _deliver(self, items: list[Item], outcomes: list[Outcome | None]) -> list[Item]:
+        """Send `items` in order in batches, filling `outcomes`; at the first failure, every
+        item not yet delivered gets that failure's outcome (those after the failed batch as
+        not attempted). Returns the items to send one by one instead: those not delivered
+        when the entity refused batches."""
         trying = items  # what a failure now was an attempt at
         try:
             sender = await self._connected(self._config.send_timeout)
-            groups = await self._pack(sender, items)
+            groups = await pack(sender, items, self._limit, MAX_BATCH_MESSAGES)
             while groups:
                 group = groups.pop(0)
                 trying = group.items
                 try:
-                    await self._send_group(sender, group)
+                    await self._transfer(sender, await payload(sender, group, self._limit))
                 except MessageSizeExceededError as exc:
-                    groups[:0] = self._split(group.items, exc, outcomes)
+                    if len(group.items) == 1:
+                        outcomes[group.items[0].batch_index] = _too_large(group.items[0], exc)
+                        continue
+                    log.info(
+                        "sink %s: Service Bus refused a batch of %d messages as too large; "
+                        "splitting it",
+                        self.name,
+                        len(group.items),
+                    )
+                    groups[:0] = halves(group.items)
                     continue
                 for item in group.items:
                     outcomes[item.batch_index] = DELIVERED
         except SinkFatalError:
             raise
         except SinkError as exc:  # could not connect
-            self._fail_rest(outcomes, items, trying, Transient(str(exc)))
+            fail_rest(outcomes, items, trying, Transient(str(exc)))
         except Exception as exc:
+            if _errors.refuses_batches(exc):
+                self._stop_batching(exc)
+                return [item for item in items if outcomes[item.batch_index] is None]
             if _errors.is_fatal(exc):
                 raise _errors.fatal(exc, self.where) from None
-            self._fail_rest(outcomes, items, trying, self._transient(exc))
+            fail_rest(outcomes, items, trying, self._transient(exc))
+        return []
 
-    async def _pack(self, sender: ServiceBusSender, items: list[Item]) -> list[Group]:
-        """Items in order, grouped into batches within the size limit and the service's
-        message count limit. An item too large for any batch is a group of its own: sent
-        alone, it may still fit the entity's (larger, on Premium) single-message limit."""
-        groups: list[Group] = []
-        group: list[Item] = []
-        batch = await sender.create_message_batch(self._limit)
-        for item in items:
-            if len(group) < MAX_BATCH_MESSAGES and _added(batch, item.message):
-                group.append(item)
-                continue
-            if group:
-                groups.append(Group(group, batch))
-                group, batch = [], await sender.create_message_batch(self._limit)
-            if _added(batch, item.message):
-                group.append(item)
-            else:
-                groups.append(Group([item]))
-        if group:
-            groups.append(Group(group, batch))
-        return groups
+    def _stop_batching(self, exc: Exception) -> None:
+        log.warning(
+            "sink %s: %s refuses batches of distinct messages (Service Bus does not support "
+            "them on an entity with partitioning and duplicate detection enabled); sending "
+            "messages one by one from now on (`batching: false` skips this first try): %s",
+            self.name,
+            self.where,
+            _errors.describe(exc),
+        )
+        self._singly = True
+        self._hand_over_the_batch_link()
 
-    async def _send_group(self, sender: ServiceBusSender, group: Group) -> None:
-        payload: Any = group.batch
-        if payload is None and len(group.items) == 1:
-            payload = group.items[0].message
-        elif payload is None:
-            payload = await sender.create_message_batch(self._limit)
-            for item in group.items:
-                payload.add_message(item.message)
+    async def _transfer(self, sender: ServiceBusSender, message: Any) -> None:
+        """One transfer, acknowledged within `send_timeout` or its link is discarded."""
         timeout = self._config.send_timeout
         try:
             # The SDK's timeout covers the send; ours also covers a send it never ends.
             async with asyncio.timeout(timeout + 1):
-                await sender.send_messages(payload, timeout=timeout)
+                await sender.send_messages(message, timeout=timeout)
         except TimeoutError:
-            await self._drop_sender()
+            if sender is self._sender:
+                self._sender = None
+            await self._links.discard(sender)
             raise TimeoutError(f"no acknowledgement within {timeout:g}s") from None
 
-    def _split(
-        self, group: list[Item], exc: MessageSizeExceededError, outcomes: list[Outcome | None]
-    ) -> list[Group]:
-        """The broker refused `group` as too large: halves to send instead, or, for a
-        single message, its `Permanent` outcome."""
-        if len(group) == 1:
-            [item] = group
-            reason = _errors.describe(exc)
-            outcomes[item.batch_index] = Permanent(
-                f"too large for Service Bus ({item.size}-byte body): {reason}"
-            )
-            return []
-        log.info(
-            "sink %s: Service Bus refused a batch of %d messages as too large; splitting it",
-            self.name,
-            len(group),
-        )
-        middle = len(group) // 2
-        return [Group(group[:middle]), Group(group[middle:])]
+    # -- sending one message per transfer -------------------------------------------------
+
+    async def _deliver_singly(self, items: list[Item], outcomes: list[Outcome | None]) -> None:
+        """Each study's items in order on a link of its own, the studies concurrently."""
+        await self._follow_secret_files()
+        studies: dict[str, list[Item]] = {}
+        for item in items:
+            studies.setdefault(item.key, []).append(item)
+        fatal: list[SinkFatalError] = []
+        await asyncio.gather(*(self._send_study(s, outcomes, fatal) for s in studies.values()))
+        if fatal:
+            raise fatal[0]
+
+    async def _send_study(
+        self, items: list[Item], outcomes: list[Outcome | None], fatal: list[SinkFatalError]
+    ) -> None:
+        """One study's items one after the other; at the first failure, the rest of the
+        study gets its outcome (not attempted), so nothing of it overtakes the failed one."""
+        trying = items
+        try:
+            async with self._links.lease() as sender:
+                for item in items:
+                    trying = [item]
+                    try:
+                        await self._transfer(sender, item.message)
+                    except MessageSizeExceededError as exc:
+                        outcomes[item.batch_index] = _too_large(item, exc)
+                        continue
+                    outcomes[item.batch_index] = DELIVERED
+        except SinkFatalError as exc:
+            fatal.append(exc)
+        except SinkError as exc:  # could not attach a link
+            fail_rest(outcomes, items, items, Transient(str(exc)))
+        except Exception as exc:
+            if _errors.is_fatal(exc):
+                fatal.append(_errors.fatal(exc, self.where))
+            else:
+                fail_rest(outcomes, items, trying, self._transient(exc))
 
     def _transient(self, exc: BaseException) -> Transient:
         outcome = _errors.transient(exc, self._config.quota_retry_after)
@@ -292,15 +325,10 @@ class ServiceBusSink(BaseSink):
             )
         return outcome
 
-    @staticmethod
-    def _fail_rest(
-        outcomes: list[Outcome | None], items: list[Item], tried: list[Item], outcome: Transient
-    ) -> None:
-        held_back = dataclasses.replace(outcome, attempted=False)
-        attempted = {item.batch_index for item in tried}
-        for item in items:
-            if outcomes[item.batch_index] is None:
-                outcomes[item.batch_index] = outcome if item.batch_index in attempted else held_back
+
+def _too_large(item: Item, exc: MessageSizeExceededError) -> Permanent:
+    reason = _errors.describe(exc)
+    return Permanent(f"too large for Service Bus ({item.size}-byte body): {reason}")
 
 
 def to_message(event: Event, config: Config) -> ServiceBusMessage:
@@ -315,19 +343,6 @@ def to_message(event: Event, config: Config) -> ServiceBusMessage:
         time_to_live=datetime.timedelta(seconds=ttl) if ttl else None,
         application_properties=dict(event.ce_headers(CE_PREFIX)) or None,
     )
-
-
-def _added(batch: Any, message: ServiceBusMessage) -> bool:
-    try:
-        batch.add_message(message)
-    except MessageSizeExceededError:
-        return False
-    return True
-
-
-async def _close_quietly(sender: Any) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(sender.close(), CLOSE_TIMEOUT)
 
 
 def _settings(connection_string: str | None) -> dict[str, str]:

@@ -109,6 +109,9 @@ class Broker(Handler):
         if op == "set":
             self.store.settings.update(request)
             return self.store.stats()
+        if op == "entity":
+            self.store.set_entity(request.pop("entity"), request)
+            return self.store.stats()
         if op == "stats":
             return self.store.stats()
         if op == "messages":
@@ -187,7 +190,7 @@ class Broker(Handler):
             link.close()
             return
         if link.is_receiver:
-            size = self.store.settings.max_message_size
+            size = self.store.settings_of(entity).max_message_size
             link.max_message_size = size
             link.properties = {BATCH_SIZE_PROPERTY: ulong(size)}
             link.open()

@@ -3,6 +3,7 @@
     with AmqpPeer() as peer:
         peer.connection_string                    # for azure-servicebus, any entity name
         peer.set(duplicate_detection=True, max_message_size=8192, server_busy=False)
+        peer.set_entity("q", partitioned=True, duplicate_detection=True)  # this entity only
         peer.outage(10)                           # drop connections, listen again in 10 s
         peer.outage(None); peer.restore()         # ...or until told to
         peer.messages("queue")                    # stored messages, oldest first (dicts)
@@ -79,8 +80,15 @@ class AmqpPeer(LineChild):
     def set(self, **settings: Any) -> dict[str, Any]:
         """Change settings: max_message_size, duplicate_detection, duplicate_window (s),
         server_busy, reject_condition, cbs_status, cbs_token (the Entra ID token put-token
-        must carry), entities (list or None)."""
+        must carry), requires_session, partitioned (every entity, as in a Premium namespace
+        created partitioned), entities (list or None)."""
         return self.request("set", **settings)
+
+    def set_entity(self, entity: str, **settings: Any) -> dict[str, Any]:
+        """Settings of one entity, over those of `set`: max_message_size,
+        duplicate_detection, duplicate_window, requires_session, partitioned (with duplicate
+        detection, batches of distinct messages are refused, as Service Bus does)."""
+        return self.request("entity", entity=entity, **settings)
 
     def stats(self) -> dict[str, Any]:
         return self.request("stats")

@@ -1,16 +1,25 @@
 """Broker semantics of the AMQP peer, apart from the wire: queues, duplicate detection by
-message id within a window, per-session FIFO, a size limit, and counters.
+message id within a window, per-session FIFO, a size limit, partitioned entities, and
+counters.
 
 `accept` decides what happens to one incoming transfer (a single message or a batch): the
 whole transfer is stored or refused, as Service Bus does. A duplicate (same message id within
 the window) is acknowledged but not stored. Messages keep their arrival order, which is also
 every session's order; a receiver takes the oldest available message (of its session, if
 it has one) and, in peek-lock mode, it stays locked until settled.
+
+Settings apply to every entity unless `entity_settings` overrides them for one (a Standard
+namespace holds partitioned and non-partitioned entities; a Premium namespace created
+partitioned is `partitioned` for all). A partitioned entity with duplicate detection refuses,
+as Service Bus does, a batch whose messages have distinct message ids, session ids or
+partition keys, and a message with neither a message id nor a partition key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +31,16 @@ from tests.peers.amqp_codec import summary
 MESSAGE_SIZE_EXCEEDED = "amqp:link:message-size-exceeded"
 SERVER_BUSY = "com.microsoft:server-busy"
 NOT_ALLOWED = "amqp:not-allowed"
+PARTITION_KEY = "x-opt-partition-key"
+#: Service Bus's words (two spaces included) and the diagnostics it appends.
+BATCH_REFUSED = (
+    "Batching brokered messages with distinct SessionId, PartitionKey, or MessageId  is not "
+    "supported for an entity with partitioning and duplicate detection enabled."
+)
+NO_MESSAGE_ID = (
+    "Message to a partitioned entity with duplicate detection enabled must have either "
+    "PartitionKey or MessageId set."
+)
 
 
 class Refused(Exception):
@@ -74,6 +93,7 @@ class Settings:
     cbs_status: int = 202  # answer to put-token (401 = bad credentials)
     cbs_token: str | None = None  # the Entra ID token put-token must carry (a JWT); None: any
     requires_session: bool = False  # refuse messages without a session id, as Service Bus
+    partitioned: bool = False  # refuse what a partitioned entity with duplicate detection does
     entities: list[str] | None = None  # None: any entity exists
 
     def update(self, values: dict[str, Any]) -> None:
@@ -83,9 +103,22 @@ class Settings:
             setattr(self, name, value)
 
 
+#: Settings that describe an entity, which `entity_settings` may set per entity.
+ENTITY_SETTINGS = frozenset(
+    (
+        "max_message_size",
+        "duplicate_detection",
+        "duplicate_window",
+        "requires_session",
+        "partitioned",
+    )
+)
+
+
 class Store:
     def __init__(self) -> None:
         self.settings = Settings()
+        self.entity_settings: dict[str, dict[str, Any]] = {}  # entity -> overrides
         self.queues: dict[str, Queue] = {}
         self.counters: dict[str, int] = dict.fromkeys(
             (
@@ -96,6 +129,7 @@ class Store:
                 "rejected",  # transfers refused with `reject_condition`
                 "busy",  # transfers refused with server-busy
                 "too_large",  # transfers refused as larger than max_message_size
+                "partitioned_refusals",  # transfers a partitioned entity refused (batching)
                 "largest_transfer",  # bytes of the largest transfer stored
                 "tokens_refused",  # put-token requests answered 401 for their token
             ),
@@ -106,21 +140,31 @@ class Store:
 
     def queue(self, name: str) -> Queue:
         """The queue of an entity path; `<topic>/Subscriptions/<sub>` reads its topic."""
-        name = name.split("/Subscriptions/", 1)[0].split("/subscriptions/", 1)[0]
+        name = _base(name)
         if name not in self.queues:
             self.queues[name] = Queue(name)
         return self.queues[name]
 
     def exists(self, name: str) -> bool:
-        base = name.split("/Subscriptions/", 1)[0].split("/subscriptions/", 1)[0]
-        return self.settings.entities is None or base in self.settings.entities
+        return self.settings.entities is None or _base(name) in self.settings.entities
+
+    def set_entity(self, name: str, values: dict[str, Any]) -> None:
+        """Override entity settings (`ENTITY_SETTINGS`) for one entity."""
+        unknown = set(values) - ENTITY_SETTINGS
+        if unknown:
+            raise ValueError(f"not an entity setting: {', '.join(sorted(unknown))}")
+        self.entity_settings.setdefault(_base(name), {}).update(values)
+
+    def settings_of(self, entity: str) -> Settings:
+        overrides = self.entity_settings.get(_base(entity))
+        return dataclasses.replace(self.settings, **overrides) if overrides else self.settings
 
     def accept(self, entity: str, messages: list[tuple[Message, int]], size: int) -> int:
         """Store one transfer's messages (message, encoded size); returns how many were new.
         Raises `Refused` when the whole transfer is rejected."""
         self.counters["transfers"] += 1
         self.counters["batches"] += len(messages) > 1
-        settings = self.settings
+        settings = self.settings_of(entity)
         if settings.server_busy:
             self._refuse("busy", SERVER_BUSY, "The server is busy. Please retry later.")
         if settings.reject_condition:
@@ -133,6 +177,8 @@ class Store:
                 "Entities that have session support enabled can only receive messages that "
                 "have the SessionId set to a valid value.",
             )
+        if settings.partitioned and settings.duplicate_detection:
+            self._partitioned_rule([message for message, _ in messages])
         if size > settings.max_message_size:
             self._refuse(
                 "too_large",
@@ -168,6 +214,16 @@ class Store:
             self.counters["tokens_refused"] += 1
             return 401
         return self.settings.cbs_status
+
+    def _partitioned_rule(self, messages: list[Message]) -> None:
+        """What Service Bus refuses on a partitioned entity with duplicate detection: it
+        does not implement batches of distinct messages there (every message of a batch
+        must share the batch's partition)."""
+        if any(m.id is None and _partition_key(m) is None for m in messages):
+            self._refuse("partitioned_refusals", NOT_ALLOWED, NO_MESSAGE_ID + _diagnostics())
+        for key in (lambda m: m.id, lambda m: m.group_id, _partition_key):
+            if len({str(key(m)) for m in messages}) > 1:
+                self._refuse("partitioned_refusals", NOT_ALLOWED, BATCH_REFUSED + _diagnostics())
 
     def _refuse(self, counter: str, condition: str, description: str) -> None:
         self.counters[counter] += 1
@@ -205,6 +261,7 @@ class Store:
             "counters": dict(self.counters),
             "queues": {name: len(queue.messages) for name, queue in self.queues.items()},
             "settings": dict(self.settings.__dict__),
+            "entity_settings": {name: dict(v) for name, v in self.entity_settings.items()},
             "put_tokens": list(self.put_tokens),
         }
 
@@ -213,3 +270,17 @@ class Store:
         self.put_tokens.clear()
         for name in self.counters:
             self.counters[name] = 0
+
+
+def _base(name: str) -> str:
+    """The entity of a path: `<topic>/Subscriptions/<sub>` is its topic."""
+    return name.split("/Subscriptions/", 1)[0].split("/subscriptions/", 1)[0]
+
+
+def _partition_key(message: Message) -> Any:
+    return (message.annotations or {}).get(PARTITION_KEY)
+
+
+def _diagnostics() -> str:
+    """The kind of tail Service Bus appends to its error descriptions."""
+    return f" Reference:{uuid.uuid4()}, TrackingId:{uuid.uuid4()}_B1, SystemTracker:peer:Queue"

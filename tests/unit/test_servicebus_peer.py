@@ -107,3 +107,29 @@ def test_subscriptions_read_their_topic() -> None:
     assert store.queue("topic/Subscriptions/sub") is store.queue("topic")
     store.settings.update({"entities": ["topic"]})
     assert store.exists("topic/Subscriptions/sub") and not store.exists("other")
+
+
+def test_a_partitioned_entity_with_duplicate_detection_refuses_batches_of_distinct_messages():
+    store = Store()
+    store.set_entity("q", {"partitioned": True, "duplicate_detection": True})
+    with pytest.raises(Refused) as distinct_ids:
+        stored(store, "a", "b")
+    assert distinct_ids.value.condition == amqp_store.NOT_ALLOWED
+    assert distinct_ids.value.description.startswith(amqp_store.BATCH_REFUSED)
+    with pytest.raises(Refused, match="must have either PartitionKey or MessageId"):
+        store.accept("q", [(Message(body=b"{}"), 10)], size=10)
+    assert stored(store, "a") == stored(store, "b") == 1  # one by one
+    assert stored(store, "c", "c") == 1  # one message id: accepted, the copy dropped
+    with pytest.raises(Refused):  # one session, distinct message ids: still refused
+        stored(store, "x", "y", session="s")
+    assert store.counters["partitioned_refusals"] == 3
+    store.accept("other", [(Message(body=b"{}", id=i), 10) for i in "de"], size=20)
+    assert len(store.queue("other").messages) == 2  # another entity of the namespace
+
+
+def test_partitioning_alone_takes_batches_and_entity_settings_are_checked():
+    store = Store()
+    store.settings.update({"partitioned": True})  # a Premium namespace created partitioned
+    assert stored(store, "a", "b") == 2
+    with pytest.raises(ValueError, match="not an entity setting: server_busy"):
+        store.set_entity("q", {"server_busy": True})
