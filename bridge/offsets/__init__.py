@@ -11,10 +11,22 @@ against), and when it was written. `commit` is an atomic upsert; it is also what
 
 from bridge.offsets._store import (
     Fingerprint,
+    LeaseLost,
+    LeaseState,
+    LeaseStore,
     OffsetStore,
     OffsetStoreError,
     StoredOffset,
     open_store,
 )
 
-__all__ = ["Fingerprint", "OffsetStore", "OffsetStoreError", "StoredOffset", "open_store"]
+__all__ = [
+    "Fingerprint",
+    "LeaseLost",
+    "LeaseState",
+    "LeaseStore",
+    "OffsetStore",
+    "OffsetStoreError",
+    "StoredOffset",
+    "open_store",
+]

@@ -19,6 +19,11 @@ class OffsetStoreError(Exception):
     """The store cannot be opened, read or written; the message is one line."""
 
 
+class LeaseLost(OffsetStoreError):
+    """A commit or renewal carried a lease epoch that is no longer the feed's: another
+    replica took the lease over (fencing), so this one must stop delivering."""
+
+
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
     """An entry of the feed as it was read. The service never changes these fields of a
@@ -53,6 +58,40 @@ class StoredOffset:
     fingerprint: Fingerprint | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """Who holds a feed's lease: a replica id, the epoch (raised on every change of owner)
+    and when it expires by the store's clock."""
+
+    feed: str
+    owner: str
+    epoch: int
+    expires_at: datetime
+
+
+class LeaseStore(Protocol):
+    """Exclusive ownership of a feed among replicas (`ha:`), kept in the same engine as the
+    cursors so that a commit can be fenced by the epoch in one step."""
+
+    async def acquire(self, feed: str, owner: str, ttl: float) -> int | None:
+        """Take the lease if it is free, expired or `owner`'s already, for `ttl` seconds;
+        returns its epoch, or None while another replica holds it."""
+        ...
+
+    async def renew(self, feed: str, owner: str, epoch: int, ttl: float) -> None:
+        """Extend the lease by `ttl` seconds; LeaseLost if it is no longer (owner, epoch)."""
+        ...
+
+    async def release(self, feed: str, owner: str, epoch: int) -> None:
+        """Give the lease up now (on shutdown) so a standby takes over at once; a lease
+        that is no longer (owner, epoch) is left alone."""
+        ...
+
+    async def holder(self, feed: str) -> LeaseState | None:
+        """The current holder (expired or not), or None when nobody ever held it."""
+        ...
+
+
 class OffsetStore(Protocol):
     async def load(self, feed: str, sink: str) -> StoredOffset | None:
         """The committed cursor, or None when the route has never committed."""
@@ -65,8 +104,11 @@ class OffsetStore(Protocol):
         position: str,
         sequence: int | None,
         fingerprint: Fingerprint | None = None,
+        epoch: int | None = None,
     ) -> None:
-        """Durably replace the cursor (insert or update, atomically)."""
+        """Durably replace the cursor (insert or update, atomically). With `epoch` (a
+        replica under `ha:`), the write happens only while the feed's lease has that epoch,
+        in the same atomic step; LeaseLost otherwise."""
         ...
 
     async def adopt(self, feed: str, legacy: str) -> list[str]:

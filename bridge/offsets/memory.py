@@ -23,6 +23,7 @@ class MemoryOffsetStore:
         position: str,
         sequence: int | None,
         fingerprint: Fingerprint | None = None,
+        epoch: int | None = None,  # no leases here: `ha:` is refused with this store
     ) -> None:
         now = datetime.now(UTC)
         self._rows[(feed, sink)] = StoredOffset(feed, sink, position, sequence, now, fingerprint)

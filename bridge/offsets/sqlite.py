@@ -76,6 +76,7 @@ class SqliteOffsetStore:
         position: str,
         sequence: int | None,
         fingerprint: Fingerprint | None = None,
+        epoch: int | None = None,  # no leases here: `ha:` is refused with this store
     ) -> None:
         now = datetime.now(UTC).isoformat()
         row = (feed, sink, position, sequence, now, fingerprint and fingerprint.encode())
