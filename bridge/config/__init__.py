@@ -20,8 +20,10 @@ from bridge.config.feed import (
 from bridge.config.loading import load_config, parse_config
 from bridge.config.models import (
     BridgeConfig,
+    HaConfig,
     HttpConfig,
     OffsetsConfig,
+    PostgresOffsetsConfig,
     SqliteOffsetsConfig,
 )
 
@@ -32,9 +34,11 @@ __all__ = [
     "BridgeConfig",
     "ConfigError",
     "FeedConfig",
+    "HaConfig",
     "HttpConfig",
     "NoAuth",
     "OffsetsConfig",
+    "PostgresOffsetsConfig",
     "SqliteOffsetsConfig",
     "default_feed_name",
     "load_config",

@@ -8,10 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bridge.config.feed import FeedConfig
 from bridge.core.configspec import Duration, StrictModel, error_at, tagged_union
+from bridge.core.redact import register_url
+from bridge.core.secret import Secret
 from sinks import AnySinkConfig, SinkConfig
 
 
@@ -35,10 +37,79 @@ class SqliteOffsetsConfig(_OffsetStoreConfig):
     path: Path = Field(Path("state/offsets.db"), description="Database file (directories created).")
 
 
+_SSLMODES = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class PostgresOffsetsConfig(_OffsetStoreConfig):
+    """Cursors (and the `ha:` lease) in a PostgreSQL database, 13 or later (Azure Database
+    for PostgreSQL included): shared by replicas, no volume needed."""
+
+    type: Literal["postgres"] = Field(description="Offset store type.")
+    dsn: str = Field(
+        description="libpq connection string or URI, e.g. postgresql://bridge@db:5432/bridge "
+        "(put the password in `password`, not here)."
+    )
+    password: Secret | None = Field(
+        None, description="Password (overrides one in the DSN); `${VAR}` or `password_file`."
+    )
+    sslmode: _SSLMODES | None = Field(
+        None,
+        description="TLS as libpq does it (default: the DSN's, else prefer); Azure Database "
+        "for PostgreSQL wants require or verify-full.",
+    )
+    table: str = Field(
+        "dicom_bridge_offsets",
+        pattern=r"^[a-z_][a-z0-9_]{0,50}$",
+        description="Table of the cursors (created if missing); the lease table is this name "
+        "with `_leases` appended.",
+    )
+    connect_timeout: Duration = Field(
+        "10s", validate_default=True, gt=0, description="Time allowed to connect."
+    )
+
+    @field_validator("dsn")
+    @classmethod
+    def _mask_password(cls, value: str) -> str:
+        register_url(value)  # a password in a URI stays out of logs and errors
+        return value
+
+
+class HaConfig(StrictModel):
+    """Replicas: one active bridge per feed, by a lease kept in the offset store."""
+
+    lease_ttl: Duration = Field(
+        "15s",
+        validate_default=True,
+        ge=1,
+        description="How long a lease lasts unless renewed: a dead leader is replaced within "
+        "this plus one renew interval. The leader stops delivering before it expires by "
+        "its own clock if it cannot renew.",
+    )
+    renew_interval: Duration | None = Field(
+        None,
+        gt=0,
+        description="How often the leader renews and standbys try to take over (default: a "
+        "third of lease_ttl). Must be under half of lease_ttl.",
+    )
+
+    @property
+    def interval(self) -> float:
+        return self.renew_interval or self.lease_ttl / 3
+
+    @model_validator(mode="after")
+    def _renew_often_enough(self) -> HaConfig:
+        if self.interval * 2 > self.lease_ttl:
+            raise error_at(
+                "renew_interval",
+                message=f"must be at most half of lease_ttl ({self.lease_ttl / 2:g}s)",
+            )
+        return self
+
+
 if TYPE_CHECKING:  # the union pydantic builds at runtime, as checkers see it
-    OffsetsConfig: TypeAlias = SqliteOffsetsConfig
+    OffsetsConfig: TypeAlias = SqliteOffsetsConfig | PostgresOffsetsConfig
 else:
-    OffsetsConfig = tagged_union([SqliteOffsetsConfig], default="sqlite")
+    OffsetsConfig = tagged_union([SqliteOffsetsConfig, PostgresOffsetsConfig], default="sqlite")
 
 
 class HttpConfig(StrictModel):
@@ -84,6 +155,11 @@ class BridgeConfig(StrictModel):
     http: HttpConfig | None = Field(
         None, description="Metrics and health listener; off when absent."
     )
+    ha: HaConfig | None = Field(
+        None,
+        description="Run as replicas: only the holder of the feed's lease delivers, the others "
+        "stand by; needs a shared offset store (postgres). Off when absent.",
+    )
     drain_timeout: Duration = Field(
         "10s",
         validate_default=True,
@@ -98,6 +174,16 @@ class BridgeConfig(StrictModel):
                 return sink
         names = ", ".join(sink.name for sink in self.sinks)
         raise ValueError(f"no sink named {name!r} in the config (sinks: {names})")
+
+    @model_validator(mode="after")
+    def _shared_store_for_ha(self) -> BridgeConfig:
+        if self.ha is not None and self.offsets.type == "sqlite":
+            raise error_at(
+                "ha",
+                message="needs a shared offset store (offsets.type: postgres); sqlite is "
+                "single-host",
+            )
+        return self
 
     @field_validator("sinks")
     @classmethod

@@ -34,8 +34,11 @@ class Locked(Exception):
     """Another dicom-bridge process holds the state lock."""
 
 
-def lock_path(config: BridgeConfig) -> Path:
-    """Beside the SQLite file (stores on servers will need a lease of their own)."""
+def lock_path(config: BridgeConfig) -> Path | None:
+    """Beside the SQLite file; None for a store on a server (replicas share it, and `ha:`
+    keeps one of them active by a lease in it)."""
+    if config.offsets.type != "sqlite":
+        return None
     path = Path(config.offsets.path)
     return path.with_name(path.name + ".lock")
 
@@ -43,6 +46,9 @@ def lock_path(config: BridgeConfig) -> Path:
 @contextlib.contextmanager
 def state_lock(config: BridgeConfig, doing: str) -> Iterator[None]:
     path = lock_path(config)
+    if path is None:
+        yield
+        return
     refusal = (
         f"cannot {doing}: another dicom-bridge uses this state ({path} is locked); stop it first"
     )
