@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from bridge.cli.options import EXIT_FAILURE, EXIT_OK, load
 from bridge.core.redact import scrub
@@ -48,15 +49,21 @@ def offsets_show(args: argparse.Namespace) -> int:
     from bridge import ops
     from bridge.runtime.app import run_async
 
-    rows, problem = run_async(ops.show_offsets(load(args.config)))
+    config = load(args.config)
+    rows, problem = run_async(ops.show_offsets(config))
+    lease = run_async(ops.lease_of(config)) if config.ha is not None else None
     problem = problem and scrub(problem)
     if args.json:
-        print(
-            orjson.dumps(
-                {"sinks": ops.as_dicts(rows), "latest_error": problem}, option=orjson.OPT_INDENT_2
-            ).decode()
-        )
+        shown: dict[str, object] = {"sinks": ops.as_dicts(rows), "latest_error": problem}
+        if lease is not None:
+            shown["lease"] = _lease(lease) | {"expires_at": lease.expires_at.isoformat()}
+        print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
         return EXIT_OK
+    if lease is not None:
+        print(
+            f"lease of feed {lease.feed}: {lease.owner} (epoch {lease.epoch}), "
+            f"{_lease(lease)['state']} {lease.expires_at.isoformat()}"
+        )
     print(f"{'SINK':<24} {'CURSOR':>12} {'LATEST':>12} {'LAG':>12}  UPDATED")
     for row in rows:
         print(
@@ -87,6 +94,45 @@ def offsets_reset(args: argparse.Namespace) -> int:
     config = load(args.config)
     with state_lock(config, "move a cursor"):
         print(run_async(ops.reset_offset(config, args.sink, to_latest=args.to_latest)))
+    return EXIT_OK
+
+
+def offsets_export(args: argparse.Namespace) -> int:
+    import orjson
+
+    from bridge import ops
+    from bridge.runtime.app import run_async
+
+    document = run_async(ops.export_offsets(load(args.config)))
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(text)
+        print(f"exported {len(document['cursors'])} cursor(s) to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def offsets_import(args: argparse.Namespace) -> int:
+    import orjson
+
+    from bridge import ops
+    from bridge.offsets.lock import state_lock
+    from bridge.runtime.app import run_async
+
+    config = load(args.config)
+    try:
+        if args.input in (None, "-"):
+            data = sys.stdin.buffer.read()
+        else:
+            with open(args.input, "rb") as file:
+                data = file.read()
+        rows = ops.parse_export(orjson.loads(data))
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read the export {args.input or '-'}: {exc}") from None
+    with state_lock(config, "import cursors"):
+        print(run_async(ops.import_offsets(config, rows, overwrite=args.overwrite)))
     return EXIT_OK
 
 
@@ -140,6 +186,13 @@ def dlq_redrive(args: argparse.Namespace) -> int:
         f"dead-letter file ({result.unreadable} still unreadable)"
     )
     return EXIT_OK if result.remaining == result.unreadable else EXIT_FAILURE
+
+
+def _lease(lease: Any) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    state = "expires" if lease.expires_at > datetime.now(UTC) else "expired"
+    return {"feed": lease.feed, "owner": lease.owner, "epoch": lease.epoch, "state": state}
 
 
 def _number(value: int | None) -> str:

@@ -77,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip everything up to the feed's latest entry instead",
     )
     reset.set_defaults(handler=commands.offsets_reset)
+    export = actions.add_parser("export", help="every cursor of the store as JSON")
+    config_option(export)
+    export.add_argument("--output", "-o", help="file to write (default: stdout)")
+    export.set_defaults(handler=commands.offsets_export)
+    load_cursors = actions.add_parser(
+        "import", help="write the cursors of an export into this config's store"
+    )
+    config_option(load_cursors)
+    load_cursors.add_argument("--input", "-i", help="export to read (default: stdin)")
+    load_cursors.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace cursors the store holds at another position",
+    )
+    load_cursors.set_defaults(handler=commands.offsets_import)
 
     replay = subcommands.add_parser(
         "replay", help="deliver a sequence range to one sink again (its cursor is untouched)"

@@ -234,6 +234,9 @@ class PostgresOffsetStore:
                         raise OffsetStoreError(f"offset store {self.name}: {problem}") from None
                 except psycopg.Error as exc:
                     raise OffsetStoreError(f"offset store {self.name}: {_reason(exc)}") from None
+                except asyncio.CancelledError:
+                    await self._disconnect()  # a statement cut short: its state is unknown
+                    raise
             delay = self._backoff.delay(attempt)
             attempt += 1
             log.warning(

@@ -17,7 +17,7 @@ from typing import Any
 from bridge.config import BridgeConfig
 from bridge.delivery.cursor import adopt_legacy_cursors, fingerprint_of
 from bridge.feed import FeedError, SequenceReader, TimeWindowReader
-from bridge.offsets import Fingerprint, OffsetStore, open_store
+from bridge.offsets import Fingerprint, LeaseState, LeaseStore, OffsetStore, open_store
 from bridge.ops._probe import PROBE_TIMEOUT, one_line
 from bridge.runtime.wiring import feed_client, feed_lookup
 
@@ -77,6 +77,18 @@ async def show_offsets(config: BridgeConfig) -> tuple[list[CursorRow], str | Non
             )
         )
     return rows, problem
+
+
+async def lease_of(config: BridgeConfig) -> LeaseState | None:
+    """Who holds the feed's lease (`ha:`), when the store keeps leases."""
+    store = open_store(config.offsets)
+    try:
+        if not hasattr(store, "holder"):
+            return None
+        leases: LeaseStore = store  # type: ignore[assignment]
+        return await leases.holder(config.feed.key)
+    finally:
+        await store.close()
 
 
 def as_dicts(rows: list[CursorRow]) -> list[dict[str, Any]]:

@@ -42,8 +42,11 @@ class Listener:
         readiness: Callable[[], dict[str, str]],
         host: str,
         port: int,
+        *,
+        details: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._metrics = metrics
+        self._details = details
         self._readiness = readiness
         self.host, self._port = host, port
         self._server: asyncio.Server | None = None
@@ -136,7 +139,10 @@ class Listener:
             return 200, b'{"status":"alive"}', _JSON
         if path == b"/readyz":
             problems = self._readiness()
-            body = orjson.dumps({"ready": not problems, "problems": problems})
+            answer: dict[str, Any] = {"ready": not problems, "problems": problems}
+            if self._details is not None:
+                answer.update(self._details())  # under `ha:`, the replica's role
+            body = orjson.dumps(answer)
             return 503 if problems else 200, body, _JSON
         return 404, b"not found: try /metrics, /healthz or /readyz", _TEXT
 

@@ -15,10 +15,12 @@ import signal
 from typing import Any
 
 from bridge.config import BridgeConfig
+from bridge.core.redact import scrub
 from bridge.delivery.cursor import RouteFailed, adopt_legacy_cursors
 from bridge.delivery.route import Route
 from bridge.feed import FeedSource
-from bridge.offsets import OffsetStore, open_store
+from bridge.offsets import LeaseLost, OffsetStore, open_store
+from bridge.runtime.leader import Replica
 from bridge.runtime.listener import Listener
 from bridge.runtime.telemetry import Telemetry, readiness
 from bridge.runtime.wiring import build_route, feed_client, feed_lookup, feed_reader
@@ -44,28 +46,45 @@ class Pipeline:
         self.lookup = feed_lookup(config.feed, self.source.client)
         self._changed = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()  # set with _stopping
         self.interrupted_by = 0  # the signal that stopped the pipeline
         self.deadline_passed = False
         self.behind: list[Route] = []  # the routes not caught up when it stopped
         self._force = asyncio.Event()
         self._reopening: set[asyncio.Future[Any]] = set()  # SIGHUP's tasks, kept from the GC
-        self.routes = [self._route(sink_config) for sink_config in config.sinks]
+        # Under `ha:` the routes of each term as leader (none while standing by), built over
+        # the term's fenced store; the list object stays the one observers hold.
+        self.replica: Replica | None = None
+        if config.ha is not None:
+            self.replica = Replica(self.store, self.feed_key, config.ha, self._changed.set)
+            self.routes: list[Route] = []
+        else:
+            self.routes = [self._route(sink_config, self.store) for sink_config in config.sinks]
         self.listener: Listener | None = None
         if self.telemetry is not None and config.http is not None:  # both or neither
             self.telemetry.watch(self.source, self.routes)
+            if self.replica is not None:
+                self.telemetry.registry.register(self.replica)
             self.listener = Listener(
                 self.telemetry.exposition,
-                lambda: readiness(self.source, self.routes),
+                self._readiness,
                 config.http.host,
                 config.http.port,
+                details=self.replica.details if self.replica else None,
             )
 
-    def _route(self, sink_config: SinkConfig) -> Route:
+    def _readiness(self) -> dict[str, str]:
+        problems = readiness(self.source, self.routes)
+        if self.replica is not None and self.replica.problem:
+            problems.setdefault("offsets", scrub(self.replica.problem))
+        return problems
+
+    def _route(self, sink_config: SinkConfig, store: OffsetStore) -> Route:
         return build_route(
             self.config,
             sink_config,
             reader=feed_reader(self.config.feed, self.source),
-            store=self.store,
+            store=store,
             lookup=self.lookup,
             on_change=self._changed.set,
             on_send=self.telemetry.observe_send if self.telemetry else None,
@@ -78,6 +97,7 @@ class Pipeline:
         else:
             self.interrupted_by = signum
         self._stopping = True
+        self._stopped.set()
         self._changed.set()
 
     async def run(self, *, exit_when_caught_up: bool = False, deadline: float | None = None) -> int:
@@ -91,20 +111,12 @@ class Pipeline:
             if listener is not None and http is not None:
                 serving = asyncio.create_task(listener.serve())
                 await self._listening(listener, serving, http.listen)
-            await adopt_legacy_cursors(self.store, self.config.feed)
-            for route in self.routes:
-                try:
-                    await route.start()
-                except RouteFailed as exc:
-                    route.failure = str(exc)
-                    log.error("%s", exc)
-            try:
-                async with asyncio.timeout(deadline):
-                    while not self._done(exit_when_caught_up):
-                        self._changed.clear()
-                        await self._changed.wait()
-            except TimeoutError:
-                self.deadline_passed = True
+            if self.replica is None:
+                await self._deliver(self.store, exit_when_caught_up, deadline)
+            else:
+                await self.replica.run(
+                    lambda: self._term(exit_when_caught_up, deadline), self._stopped
+                )
             self.behind = [route for route in self.routes if not route.caught_up]
         finally:
             await self._shutdown()
@@ -116,6 +128,43 @@ class Pipeline:
         if exit_when_caught_up and self.behind:  # a signal stopped it first
             return 128 + self.interrupted_by
         return 0
+
+    async def _deliver(
+        self, store: OffsetStore, exit_when_caught_up: bool, deadline: float | None
+    ) -> None:
+        """Start the routes and wait until they are done (see `_done`)."""
+        await adopt_legacy_cursors(store, self.config.feed)
+        for route in self.routes:
+            try:
+                await route.start()
+            except RouteFailed as exc:
+                route.failure = str(exc)
+                log.error("%s", exc)
+        try:
+            async with asyncio.timeout(deadline):
+                while not self._done(exit_when_caught_up):
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            self.deadline_passed = True
+
+    async def _term(self, exit_when_caught_up: bool, deadline: float | None) -> bool:
+        """Deliver as the leader: True when the term ended (the routes stopped at once,
+        nothing more committed), False when the bridge stops."""
+        assert self.replica is not None
+        store = self.replica.fenced()
+        self.routes[:] = [self._route(sink_config, store) for sink_config in self.config.sinks]
+        await self._deliver(store, exit_when_caught_up, deadline)
+        lost = [route for route in self.routes if isinstance(route.fatal, LeaseLost)]
+        if not self.replica.ended() and not lost:
+            return False
+        if lost:
+            store.term.end(str(lost[0].fatal))
+        for route in self.routes:
+            route.stop_intake()
+        await asyncio.gather(*(route.close() for route in self.routes))  # commits refused
+        self.routes.clear()
+        return not self._stopping
 
     async def _listening(
         self, listener: Listener, serving: asyncio.Task[None], listen: str
@@ -130,6 +179,8 @@ class Pipeline:
 
     def _done(self, exit_when_caught_up: bool) -> bool:
         if self._stopping or any(route.fatal for route in self.routes):
+            return True
+        if self.replica is not None and self.replica.ended():
             return True
         live = [route for route in self.routes if route.running]
         if not live:
@@ -150,6 +201,8 @@ class Pipeline:
         with contextlib.suppress(asyncio.CancelledError):
             await draining
         await asyncio.gather(*(route.close() for route in self.routes))
+        if self.replica is not None:
+            await self.replica.release()
         await self.source.close()
         await self.store.close()
 

@@ -1,0 +1,144 @@
+"""Three replicas on one live feed (`ha:`): the leader killed, replaced, paused; the store
+cut. Every sequence is delivered, one leader at a time, and the stale leader's commits are
+refused."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.offsets import open_store
+from bridge.runtime.app import run_async
+from tests.integration.replicas.conftest import SharedStore
+from tests.integration.replicas.harness import Replicas, Watch
+from tests.peers.simulator import SimulatorProcess
+
+pytestmark = pytest.mark.slow
+TTL = 3.0
+
+
+class Appender:
+    """Appends a study of a few instances to the live feed every 100 ms, and bursts."""
+
+    def __init__(self, sim: SimulatorProcess) -> None:
+        self.sim = sim
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def burst(self, instances: int) -> None:
+        with self._lock:
+            self.sim.store(generate={"studies": 1, "instances": instances})
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.burst(3)
+
+    def __enter__(self) -> Appender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+@pytest.fixture
+def replicas(engine: SharedStore, simulator, tmp_path: Path) -> Iterator[Replicas]:
+    sim = simulator(entries=3_000, seed=15)
+    made = Replicas(tmp_path, sim.url, engine.offsets, lease_ttl=f"{TTL:g}s")
+    made.sim = sim  # type: ignore[attr-defined]
+    try:
+        yield made
+    finally:
+        made.stop_all()
+
+
+def _latest(sim: SimulatorProcess) -> int:
+    return int(sim.feed("/v1/changefeed/latest").json()["sequence"])
+
+
+def _wait_delivered(replicas: Replicas, sim: SimulatorProcess, timeout: float) -> None:
+    """Until every sequence of the feed (its ground truth: sequences may have gaps) was
+    delivered by some replica."""
+    wanted = {entry["sequence"] for entry in sim.entries()}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if wanted <= set(replicas.delivered()):
+            return
+        time.sleep(0.1)
+    missing = sorted(wanted - set(replicas.delivered()))
+    raise AssertionError(f"{len(missing)} sequences never delivered, first {missing[:10]}")
+
+
+def _wait(condition, timeout: float, replica) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, replica.log()
+        time.sleep(0.01)
+
+
+def _cursor(engine: SharedStore) -> int:
+    async def read() -> int:
+        store = open_store(engine.config())
+        try:
+            rows = await store.list()
+        finally:
+            await store.close()
+        return max((row.sequence or 0 for row in rows), default=0)
+
+    return run_async(read())
+
+
+def test_the_leader_killed_three_times_and_paused_once(replicas: Replicas, engine) -> None:
+    sim = replicas.sim  # type: ignore[attr-defined]
+    for _ in range(3):
+        replicas.start()
+    leader = replicas.wait_for_leader(30)
+    standby = next(r for r in replicas.alive if r is not leader)
+    deadline = time.monotonic() + 30
+    while (answer := standby.ready()) is None and time.monotonic() < deadline:
+        assert standby.alive, standby.log()
+        time.sleep(0.05)
+    assert answer is not None, standby.log()
+    status, body = answer
+    assert status == 200 and body["role"] == "standby", body
+
+    with Watch(replicas) as watch, Appender(sim) as appender:
+        for _ in range(3):
+            time.sleep(1.0)
+            leader.process.send_signal(signal.SIGKILL)
+            leader.process.wait(10)
+            replicas.start()  # the replacement
+            leader = replicas.wait_for_leader(2 * TTL + 5)
+
+        # Paused mid catch-up (handled entries not committed yet): its commits, when it
+        # resumes, are the stale ones to refuse.
+        time.sleep(1.0)
+        before = len(leader.delivered())
+        appender.burst(5_000)
+        _wait(lambda: len(leader.delivered()) > before + 300, 30, leader)
+        stale = leader
+        stale.process.send_signal(signal.SIGSTOP)
+        leader = replicas.wait_for_leader(2 * TTL + 5, besides=stale)
+        time.sleep(max(0.0, 2 * TTL + 0.5 - (TTL + 1)))  # paused > 2 x TTL in all
+        stale.process.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while stale.metric("dicom_bridge_leader") != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+
+    last = _latest(sim)
+    _wait_delivered(replicas, sim, 60)
+    assert watch.samples > 20
+    assert watch.most_leaders == 1
+    assert watch.longest_gap < 2 * TTL + 4, watch.longest_gap
+    assert stale.metric("dicom_bridge_leader") == 0
+    assert (stale.metric("dicom_bridge_lease_lost_total") or 0) >= 1, stale.log()
+    assert "stepped down" in stale.log()
+    assert _cursor(engine) == last
