@@ -142,3 +142,59 @@ def test_the_leader_killed_three_times_and_paused_once(replicas: Replicas, engin
     assert (stale.metric("dicom_bridge_lease_lost_total") or 0) >= 1, stale.log()
     assert "stepped down" in stale.log()
     assert _cursor(engine) == last
+
+
+class CursorWatch:
+    """Every 250 ms: the route's cursor as the store holds it (read directly, not through
+    the proxy); keeps every regression seen."""
+
+    def __init__(self, engine: SharedStore) -> None:
+        self.engine = engine
+        self.regressions: list[tuple[int, int]] = []
+        self.highest = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CursorWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            now = _cursor(self.engine)
+            if now < self.highest:
+                self.regressions.append((self.highest, now))
+            self.highest = max(self.highest, now)
+
+
+def test_the_store_cut_for_20_seconds(replicas: Replicas, engine: SharedStore) -> None:
+    sim = replicas.sim  # type: ignore[attr-defined]
+    for _ in range(2):
+        replicas.start()
+    leader = replicas.wait_for_leader(30)
+    with CursorWatch(engine) as cursors, Watch(replicas) as watch, Appender(sim):
+        _wait(lambda: cursors.highest > 0, 30, leader)
+        time.sleep(1.0)
+        engine.proxy.cut()
+        cut_at = time.monotonic()
+        # The leader cannot renew: it stops before its lease could lapse, and nobody leads.
+        _wait(lambda: not replicas.leaders(), TTL + 2, leader)
+        assert time.monotonic() - cut_at < TTL
+        during = cursors.highest
+        while time.monotonic() - cut_at < 20:
+            assert not replicas.leaders()
+            time.sleep(0.25)
+        assert cursors.highest == during  # nothing committed while the store was away
+        engine.proxy.restore()
+        leader = replicas.wait_for_leader(2 * TTL + 10)
+        _wait(lambda: cursors.highest > during, 30, leader)
+
+    _wait_delivered(replicas, sim, 60)
+    assert cursors.regressions == []
+    assert watch.most_leaders == 1
+    assert all(replica.alive for replica in replicas.started)
+    assert _cursor(engine) == _latest(sim)
