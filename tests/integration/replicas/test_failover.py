@@ -14,6 +14,7 @@ import pytest
 
 from bridge.offsets import open_store
 from bridge.runtime.app import run_async
+from tests.e2e.helpers import run_bridge
 from tests.integration.replicas.conftest import SharedStore
 from tests.integration.replicas.harness import Replicas, Watch
 from tests.peers.simulator import SimulatorProcess
@@ -198,3 +199,29 @@ def test_the_store_cut_for_20_seconds(replicas: Replicas, engine: SharedStore) -
     assert watch.most_leaders == 1
     assert all(replica.alive for replica in replicas.started)
     assert _cursor(engine) == _latest(sim)
+
+
+def test_a_sigtermed_leader_hands_over_at_once(engine: SharedStore, simulator, tmp_path) -> None:
+    """With a long TTL: the standby leads well before the lease could have expired, and
+    `offsets show` names the holder."""
+    sim = simulator(entries=500, seed=3)
+    replicas = Replicas(tmp_path, sim.url, engine.offsets, lease_ttl="30s")
+    try:
+        first = replicas.start()
+        assert replicas.wait_for_leader(30) is first
+        second = replicas.start()
+        _wait(lambda: second.ready() is not None, 30, second)
+        assert second.ready() == (200, {"ready": True, "problems": {}, "role": "standby",
+                                        "replica": second.ready()[1]["replica"]})  # fmt: skip
+        shown = run_bridge("offsets", "show", "--config", str(tmp_path / "replica-0.yaml"))
+        assert shown.returncode == 0, shown.stderr
+        assert "lease of feed 127.0.0.1:" in shown.stdout and "(epoch 1), expires" in shown.stdout
+        stopped_at = time.monotonic()
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(30) == 0
+        assert replicas.wait_for_leader(15) is second
+        assert time.monotonic() - stopped_at < 15  # half the TTL: released, not expired
+        assert "released the lease" in first.log()
+        _wait_delivered(replicas, sim, 60)
+    finally:
+        replicas.stop_all()
