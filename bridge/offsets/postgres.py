@@ -83,15 +83,9 @@ _RELEASE = "UPDATE {leases} SET expires_at = now() WHERE feed = %s AND owner = %
 
 class PostgresOffsetStore:
     def __init__(self, config: PostgresOffsetsConfig) -> None:
-        extra: dict[str, Any] = {"application_name": "dicom-bridge"}
-        extra["connect_timeout"] = max(1, round(config.connect_timeout))
-        if config.password is not None:
-            extra["password"] = config.password.get_secret_value()
-        if config.sslmode is not None:
-            extra["sslmode"] = config.sslmode
+        self._config = config
         try:
-            self._conninfo = make_conninfo(config.dsn, **extra)
-            params = conninfo_to_dict(self._conninfo)
+            params = conninfo_to_dict(self._conninfo())
         except psycopg.Error as exc:
             raise OffsetStoreError(f"offset store: invalid postgres dsn: {_reason(exc)}") from None
         self.name = (
@@ -198,6 +192,18 @@ class PostgresOffsetStore:
 
     # -- the connection -------------------------------------------------------------------
 
+    def _conninfo(self) -> str:
+        """The DSN with the settings of the config; the password read now (a mounted
+        secret file that changed is read again at the next connection)."""
+        config = self._config
+        extra: dict[str, Any] = {"application_name": "dicom-bridge"}
+        extra["connect_timeout"] = max(1, round(config.connect_timeout))
+        if config.password is not None:
+            extra["password"] = config.password.get_secret_value()
+        if config.sslmode is not None:
+            extra["sslmode"] = config.sslmode
+        return make_conninfo(config.dsn, **extra)
+
     def _sql(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(**self._tables)
 
@@ -249,7 +255,7 @@ class PostgresOffsetStore:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         if self._connection is None or self._connection.closed:
-            connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            connection = await psycopg.AsyncConnection.connect(self._conninfo(), autocommit=True)
             try:
                 async with connection.transaction():
                     # Replicas starting together: one creates the tables, the others wait.
