@@ -4,6 +4,7 @@ that goes away under it (a TCP proxy cut)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import textwrap
 from collections.abc import Iterator
 
@@ -126,7 +127,10 @@ async def test_replicas_creating_the_tables_together(database: str) -> None:
             await store.close()
 
 
-async def test_a_commit_waits_through_an_outage_and_lands(database: str) -> None:
+async def test_a_commit_waits_through_an_outage_and_lands(
+    database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "bridge.offsets")
     with TcpProxy(postgres.PORT) as proxy:
         dsn = postgres.dsn(database, port=proxy.port)
         store = open_store(PostgresOffsetsConfig(type="postgres", dsn=dsn, connect_timeout="2s"))
@@ -134,8 +138,11 @@ async def test_a_commit_waits_through_an_outage_and_lands(database: str) -> None
             await store.commit(FEED, "a", "1", 1)
             proxy.cut()
             committing = asyncio.create_task(store.commit(FEED, "a", "2", 2))
-            await asyncio.sleep(1.5)  # several attempts refused meanwhile
+            async with asyncio.timeout(20):  # several attempts refused meanwhile
+                while sum("retrying in" in r.message for r in caplog.records) < 3:
+                    await asyncio.sleep(0.05)
             assert not committing.done()
+            assert "(the routes wait)" in caplog.records[-1].message
             proxy.restore()
             await asyncio.wait_for(committing, 20)
             stored = await store.load(FEED, "a")
