@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
-from bridge.config import PostgresOffsetsConfig
+from bridge.config import OffsetsConfig
 from tests.peers import postgres
 from tests.peers.tcp_proxy import TcpProxy
 
@@ -17,14 +18,12 @@ from tests.peers.tcp_proxy import TcpProxy
 @dataclass
 class SharedStore:
     name: str
-    offsets: dict[str, Any]  # the `offsets:` of the replicas' config
+    offsets: dict[str, Any]  # the `offsets:` of the replicas' config, through the proxy
     proxy: TcpProxy  # between the replicas and the engine: `cut()` is an outage
+    direct: dict[str, Any]  # the same store reached directly, for the test's own reads
 
     def config(self) -> Any:
-        """The same store, reached directly (not through the proxy), for the test."""
-        return PostgresOffsetsConfig(**{**self.offsets, "dsn": self.direct})
-
-    direct: str = ""
+        return TypeAdapter(OffsetsConfig).validate_python(self.direct)
 
 
 def _postgres() -> Iterator[SharedStore]:
@@ -34,7 +33,8 @@ def _postgres() -> Iterator[SharedStore]:
             "dsn": postgres.dsn(database, port=proxy.port),
             "connect_timeout": "2s",
         }
-        yield SharedStore("postgres", offsets, proxy, postgres.dsn(database))
+        direct = {**offsets, "dsn": postgres.dsn(database)}
+        yield SharedStore("postgres", offsets, proxy, direct)
 
 
 ENGINES = {"postgres": _postgres}
