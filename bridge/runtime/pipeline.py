@@ -18,7 +18,7 @@ from bridge.config import BridgeConfig
 from bridge.core.redact import scrub
 from bridge.delivery.cursor import RouteFailed, adopt_legacy_cursors
 from bridge.delivery.route import Route
-from bridge.feed import FeedSource
+from bridge.feed import FeedError, FeedSource
 from bridge.offsets import LeaseLost, OffsetStore, open_store
 from bridge.runtime.leader import Replica
 from bridge.runtime.listener import Listener
@@ -114,9 +114,13 @@ class Pipeline:
             if self.replica is None:
                 await self._deliver(self.store, exit_when_caught_up, deadline)
             else:
-                await self.replica.run(
-                    lambda: self._term(exit_when_caught_up, deadline), self._stopped
-                )
+                warming = asyncio.create_task(self._warm_up())
+                try:
+                    await self.replica.run(
+                        lambda: self._term(exit_when_caught_up, deadline), self._stopped
+                    )
+                finally:
+                    warming.cancel()
             self.behind = [route for route in self.routes if not route.caught_up]
         finally:
             await self._shutdown()
@@ -147,6 +151,15 @@ class Pipeline:
                     await self._changed.wait()
         except TimeoutError:
             self.deadline_passed = True
+
+    async def _warm_up(self) -> None:
+        """A standby asks the feed for its latest entry once: the feed's connection (and
+        HTTP helper) is ready when it takes over, and a feed it cannot reach is logged."""
+        try:
+            async with asyncio.timeout(self.config.feed.timeout):
+                await self.source.client.probe()
+        except (FeedError, TimeoutError) as exc:
+            log.warning("standby: the feed does not answer yet (%s)", exc or "no answer")
 
     async def _term(self, exit_when_caught_up: bool, deadline: float | None) -> bool:
         """Deliver as the leader: True when the term ended (the routes stopped at once,

@@ -7,19 +7,25 @@ The engine of the shared store is one fixture parameter (`engine` in conftest.py
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import yaml
 
 from tests.e2e.helpers import read_events, sequences, start_bridge
+
+#: One client for every sample (a new one per request costs more than the request).
+_HTTP = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def free_port() -> int:
@@ -38,7 +44,7 @@ class Replica:
     def metric(self, name: str, timeout: float = 0.2) -> float | None:
         """The value of an unlabelled metric; None when the replica does not answer."""
         try:
-            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=timeout).text
+            text = _HTTP.get(f"http://127.0.0.1:{self.port}/metrics", timeout=timeout).text
         except httpx.HTTPError:
             return None
         for line in text.splitlines():
@@ -127,35 +133,65 @@ class Replicas:
 
 
 class Watch:
-    """Every 250 ms: how many replicas say they lead, and how many distinct sequences all
-    of them delivered; keeps the worst of both."""
+    """Every 250 ms: how many replicas say they lead (asked together), and how many
+    distinct sequences all of them delivered (their files tailed); keeps the worst of both."""
 
     def __init__(self, replicas: Replicas) -> None:
         self.replicas = replicas
         self.most_leaders = 0
         self.samples = 0
         self.longest_gap = 0.0
-        self._count = 0
+        self.gap_between = (0.0, 0.0)  # monotonic times of the longest gap
+        self._seen: set[int] = set()
+        self._read: dict[Path, int] = {}
         self._moved = time.monotonic()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [
+            threading.Thread(target=self._leaders, daemon=True),
+            threading.Thread(target=self._deliveries, daemon=True),
+        ]
 
     def __enter__(self) -> Watch:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
-        self._thread.join(10)
+        for thread in self._threads:
+            thread.join(10)
 
-    def _run(self) -> None:
+    def _leaders(self) -> None:
+        due = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            while not self._stop.wait(max(0.0, (due := due + 0.25) - time.monotonic())):
+                replicas = list(self.replicas.alive)
+                answers = pool.map(lambda r: r.metric("dicom_bridge_leader"), replicas)
+                self.most_leaders = max(self.most_leaders, sum(a == 1 for a in answers))
+                self.samples += 1
+
+    def _deliveries(self) -> None:
         while not self._stop.wait(0.25):
-            replicas = list(self.replicas.alive)
-            leading = sum(r.metric("dicom_bridge_leader") == 1 for r in replicas)
-            self.most_leaders = max(self.most_leaders, leading)
-            self.samples += 1
-            count = len(set(self.replicas.delivered()))
+            before = len(self._seen)
+            for replica in list(self.replicas.started):
+                self._tail(replica.output)
             now = time.monotonic()
-            if count > self._count:
-                self.longest_gap = max(self.longest_gap, now - self._moved)
-                self._count, self._moved = count, now
+            if len(self._seen) > before:
+                if now - self._moved > self.longest_gap:
+                    self.longest_gap, self.gap_between = now - self._moved, (self._moved, now)
+                self._moved = now
+
+    def _tail(self, path: Path) -> None:
+        """The sequences of the lines appended to `path` since the last look."""
+        try:
+            with path.open("rb") as file:
+                file.seek(self._read.get(path, 0))
+                data = file.read()
+        except FileNotFoundError:
+            return
+        complete = data[: data.rfind(b"\n") + 1]
+        self._read[path] = self._read.get(path, 0) + len(complete)
+        for line in complete.splitlines():
+            with contextlib.suppress(orjson.JSONDecodeError):  # a line a SIGKILL cut
+                event = orjson.loads(line)
+                self._seen.add(event["data"]["sequence"] if "data" in event else event["sequence"])

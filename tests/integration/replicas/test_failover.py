@@ -111,12 +111,15 @@ def test_the_leader_killed_three_times_and_paused_once(replicas: Replicas, engin
     assert status == 200 and body["role"] == "standby", body
 
     with Watch(replicas) as watch, Appender(sim) as appender:
+        takeovers = []
         for _ in range(3):
             time.sleep(1.0)
             leader.process.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
             leader.process.wait(10)
             replicas.start()  # the replacement
             leader = replicas.wait_for_leader(2 * TTL + 5)
+            takeovers.append(time.monotonic() - killed_at)
 
         # Paused mid catch-up (handled entries not committed yet): its commits, when it
         # resumes, are the stale ones to refuse.
@@ -126,8 +129,9 @@ def test_the_leader_killed_three_times_and_paused_once(replicas: Replicas, engin
         _wait(lambda: len(leader.delivered()) > before + 300, 30, leader)
         stale = leader
         stale.process.send_signal(signal.SIGSTOP)
+        paused_at = time.monotonic()
         leader = replicas.wait_for_leader(2 * TTL + 5, besides=stale)
-        time.sleep(max(0.0, 2 * TTL + 0.5 - (TTL + 1)))  # paused > 2 x TTL in all
+        time.sleep(max(0.0, paused_at + 2 * TTL + 0.5 - time.monotonic()))  # > 2 x TTL
         stale.process.send_signal(signal.SIGCONT)
         deadline = time.monotonic() + 10
         while stale.metric("dicom_bridge_leader") != 0 and time.monotonic() < deadline:
@@ -136,9 +140,18 @@ def test_the_leader_killed_three_times_and_paused_once(replicas: Replicas, engin
 
     last = _latest(sim)
     _wait_delivered(replicas, sim, 60)
+    print(  # the figures, with -s
+        f"takeovers {[round(t, 1) for t in takeovers]} s, longest delivery gap "
+        f"{watch.longest_gap:.1f} s, {watch.samples} samples, at most {watch.most_leaders} "
+        f"leader(s), stale leader's refused commits "
+        f"{stale.metric('dicom_bridge_lease_lost_total')}, {last:,} entries; gap "
+        f"{[round(t - paused_at, 1) for t in watch.gap_between]} s after the pause"
+    )
     assert watch.samples > 20
     assert watch.most_leaders == 1
     assert watch.longest_gap < 2 * TTL + 4, watch.longest_gap
+    # Within the TTL and one renew interval (a third of it), plus the time to see it.
+    assert max(takeovers) < TTL + TTL / 3 + 2, takeovers
     assert stale.metric("dicom_bridge_leader") == 0
     assert (stale.metric("dicom_bridge_lease_lost_total") or 0) >= 1, stale.log()
     assert "stepped down" in stale.log()
