@@ -5,6 +5,7 @@ Relative paths in the config are relative to the working directory.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -12,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from bridge.config.feed import FeedConfig
 from bridge.core.configspec import Duration, StrictModel, error_at, tagged_union
-from bridge.core.redact import register_url
+from bridge.core.redact import register, register_url
 from bridge.core.secret import Secret
 from sinks import AnySinkConfig, SinkConfig
 
@@ -37,6 +38,7 @@ class SqliteOffsetsConfig(_OffsetStoreConfig):
     path: Path = Field(Path("state/offsets.db"), description="Database file (directories created).")
 
 
+_KEYWORD_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 _SSLMODES = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
@@ -45,9 +47,9 @@ class PostgresOffsetsConfig(_OffsetStoreConfig):
     for PostgreSQL included): shared by replicas, no volume needed."""
 
     type: Literal["postgres"] = Field(description="Offset store type.")
-    dsn: str = Field(
+    dsn: Secret = Field(
         description="libpq connection string or URI, e.g. postgresql://bridge@db:5432/bridge "
-        "(put the password in `password`, not here)."
+        "(kept secret: never logged; better without the password, in `password`)."
     )
     password: Secret | None = Field(
         None, description="Password (overrides one in the DSN); `${VAR}` or `password_file`."
@@ -69,8 +71,11 @@ class PostgresOffsetsConfig(_OffsetStoreConfig):
 
     @field_validator("dsn")
     @classmethod
-    def _mask_password(cls, value: str) -> str:
-        register_url(value)  # a password in a URI stays out of logs and errors
+    def _mask_password(cls, value: Secret) -> Secret:
+        text = value.get_secret_value()
+        register_url(text)  # a password in a URI is masked alone too
+        for found in _KEYWORD_PASSWORD.finditer(text):
+            register(found[1].strip("'"))
         return value
 
 

@@ -202,7 +202,7 @@ class PostgresOffsetStore:
             extra["password"] = config.password.get_secret_value()
         if config.sslmode is not None:
             extra["sslmode"] = config.sslmode
-        return make_conninfo(config.dsn, **extra)
+        return make_conninfo(config.dsn.get_secret_value(), **extra)
 
     def _sql(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(**self._tables)

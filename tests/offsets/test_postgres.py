@@ -67,9 +67,18 @@ def test_a_renew_interval_too_long_for_the_ttl_is_refused() -> None:
     assert "renew_interval: must be at most half of lease_ttl (5s)" in str(caught.value)
 
 
-def test_a_password_in_the_dsn_is_masked() -> None:
-    PostgresOffsetsConfig(type="postgres", dsn="postgresql://bridge:hunter22@db/bridge")
-    assert "hunter22" not in scrub("connection to postgresql://bridge:hunter22@db/bridge failed")
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://bridge:hunter22@db/bridge",
+        "host=db user=bridge password=hunter22 dbname=bridge",
+        "host=db password = 'hunter22' dbname=bridge",
+    ],
+)
+def test_a_password_in_the_dsn_is_masked(dsn: str) -> None:
+    config = PostgresOffsetsConfig(type="postgres", dsn=dsn)
+    assert "hunter22" not in repr(config) and "hunter22" not in str(config.model_dump())
+    assert "hunter22" not in scrub(f"connection failed: password hunter22 refused ({dsn})")
 
 
 async def test_an_unreachable_database_is_reported_at_once_before_the_first_connection() -> None:
