@@ -31,7 +31,7 @@ from bridge.delivery.keyed_queue import KeyedQueue
 from bridge.delivery.sender import RouteStats, Sender, raise_if_cancelled
 from bridge.delivery.tracker import AckTracker, Slot
 from bridge.feed import FeedError, Reader
-from bridge.offsets import OffsetStore, OffsetStoreError
+from bridge.offsets import LeaseLost, OffsetStore, OffsetStoreError
 
 if TYPE_CHECKING:
     from sinks import SinkConfig
@@ -408,9 +408,12 @@ class Route:
             self._on_change()
 
     def _die(self, exc: BaseException) -> None:
-        """An error the whole process must stop on (the offset store is not writable)."""
+        """An error the whole process must stop on (the offset store is not writable), or
+        the replica's term as leader ended (LeaseLost: the pipeline stands by again)."""
         if self.fatal is None:
             self.fatal = exc
-            self.log.error("%s", exc)
+            self.log.log(
+                logging.WARNING if isinstance(exc, LeaseLost) else logging.ERROR, "%s", exc
+            )
             self.stop_intake()
             self._on_change()

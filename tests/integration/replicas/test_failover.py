@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from bridge.offsets import open_store
@@ -229,6 +230,13 @@ def test_a_sigtermed_leader_hands_over_at_once(engine: SharedStore, simulator, t
         shown = run_bridge("offsets", "show", "--config", str(tmp_path / "replica-0.yaml"))
         assert shown.returncode == 0, shown.stderr
         assert "lease of feed 127.0.0.1:" in shown.stdout and "(epoch 1), expires" in shown.stdout
+        shown = run_bridge("offsets", "show", "--json", "-c", str(tmp_path / "replica-0.yaml"))
+        lease = orjson.loads(shown.stdout)["lease"]
+        assert (lease["owner"], lease["epoch"], lease["state"]) == (
+            first.ready()[1]["replica"],
+            1,
+            "expires",
+        )
         stopped_at = time.monotonic()
         first.process.send_signal(signal.SIGTERM)
         assert first.process.wait(30) == 0
