@@ -419,6 +419,7 @@ def test_example_configs_load(path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         "Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=a2V5",
     )
     monkeypatch.setenv("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    monkeypatch.setenv("PGPASSWORD", "pg-password")
     assert isinstance(load_config(path), BridgeConfig)
 
 
