@@ -78,7 +78,7 @@ class Replicas:
     directory: Path
     feed_url: str
     offsets: dict[str, Any]
-    lease_ttl: str = "3s"
+    lease_ttl: str | None = "3s"  # None: without `ha:`
     started: list[Replica] = field(default_factory=list)
 
     def start(self) -> Replica:
@@ -88,11 +88,12 @@ class Replicas:
         config = {
             "feed": {"url": self.feed_url, "poll_interval": "50ms"},
             "offsets": self.offsets,
-            "ha": {"lease_ttl": self.lease_ttl},
             "http": {"listen": f"127.0.0.1:{port}"},
             "drain_timeout": "2s",
             "sinks": [{"name": "archive", "type": "file", "path": str(output)}],
         }
+        if self.lease_ttl is not None:
+            config["ha"] = {"lease_ttl": self.lease_ttl}
         path = self.directory / f"replica-{number}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         process = start_bridge("run", "--config", str(path), cwd=self.directory)

@@ -246,3 +246,29 @@ def test_a_sigtermed_leader_hands_over_at_once(engine: SharedStore, simulator, t
         _wait_delivered(replicas, sim, 60)
     finally:
         replicas.stop_all()
+
+
+def test_one_bridge_without_ha_waits_out_a_store_cut(
+    engine: SharedStore, simulator, tmp_path
+) -> None:
+    sim = simulator(entries=2_000, seed=4)
+    single = Replicas(tmp_path, sim.url, engine.offsets, lease_ttl=None)
+    try:
+        bridge = single.start()
+        with CursorWatch(engine) as cursors, Appender(sim):
+            _wait(lambda: cursors.highest > 0, 30, bridge)
+            engine.proxy.cut()
+            cut_at = time.monotonic()
+            during = cursors.highest
+            while time.monotonic() - cut_at < 20:
+                assert bridge.alive, bridge.log()
+                time.sleep(0.25)
+            assert cursors.highest == during
+            engine.proxy.restore()
+            _wait(lambda: cursors.highest > during, 30, bridge)
+        _wait_delivered(single, sim, 60)
+        _wait(lambda: _cursor(engine) == _latest(sim), 30, bridge)
+        assert cursors.regressions == []
+        assert "retrying in" in bridge.log() and "connected again" in bridge.log()
+    finally:
+        single.stop_all()
