@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos clean
+.PHONY: run test lint bench chaos clean tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/dicom-bridge demo
+
+# Tools the tests need beyond Python: promtool (Debian's `prometheus` package) checks the
+# metrics exposition and the alert rules. Installed only when missing.
+tools:
+	@command -v promtool >/dev/null || { apt-get update && apt-get install -y --no-install-recommends prometheus; }
 
 # Four workers on two cores: most tests wait on subprocesses and sockets, not the CPU.
 test: $(STAMP)

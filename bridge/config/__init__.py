@@ -21,6 +21,7 @@ from bridge.config.loading import load_config, parse_config
 from bridge.config.models import (
     BridgeConfig,
     HttpConfig,
+    LogsConfig,
     OffsetsConfig,
     SqliteOffsetsConfig,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "FeedConfig",
     "HttpConfig",
+    "LogsConfig",
     "NoAuth",
     "OffsetsConfig",
     "SqliteOffsetsConfig",

@@ -47,6 +47,14 @@ class HttpConfig(StrictModel):
     listen: str = Field(
         "127.0.0.1:9464", description="host:port to listen on ([::1]:9464 for IPv6)."
     )
+    unready_after: Duration = Field(
+        "60s",
+        validate_default=True,
+        ge=0,
+        description="How long a problem (the feed failing, a sink unreachable) must last "
+        "before `/readyz` answers 503: throttling or a broker's restart is not an outage. A "
+        "stopped route or a failing offset store is unready at once.",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -71,6 +79,25 @@ def _split_host_port(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class LogsConfig(StrictModel):
+    """What the bridge logs on its own, at INFO, beyond the errors."""
+
+    progress_interval: Duration = Field(
+        "30s",
+        validate_default=True,
+        gt=0,
+        description="While a route is behind, how often a progress line (position, lag, "
+        "entries/s, ETA) is logged; not when stderr is a terminal, which shows a live line.",
+    )
+    summary_interval: Duration = Field(
+        "30s",
+        validate_default=True,
+        gt=0,
+        description="Repeated warnings (a dead letter, a retry, a library's reconnect) are "
+        "logged once, then counted: one `N more ... in the last <interval>` line per interval.",
+    )
+
+
 class BridgeConfig(StrictModel):
     """The whole config file."""
 
@@ -83,6 +110,9 @@ class BridgeConfig(StrictModel):
     )
     http: HttpConfig | None = Field(
         None, description="Metrics and health listener; off when absent."
+    )
+    logs: LogsConfig = Field(
+        default_factory=LogsConfig, description="Progress lines and the aggregation of warnings."
     )
     drain_timeout: Duration = Field(
         "10s",

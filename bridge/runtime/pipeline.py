@@ -20,7 +20,8 @@ from bridge.delivery.route import Route
 from bridge.feed import FeedSource
 from bridge.offsets import OffsetStore, open_store
 from bridge.runtime.listener import Listener
-from bridge.runtime.telemetry import Telemetry, readiness
+from bridge.runtime.reporting import log_start
+from bridge.runtime.telemetry import Readiness, Telemetry
 from bridge.runtime.wiring import build_route, feed_client, feed_lookup, feed_reader
 from sinks import SinkConfig
 
@@ -51,11 +52,13 @@ class Pipeline:
         self._reopening: set[asyncio.Future[Any]] = set()  # SIGHUP's tasks, kept from the GC
         self.routes = [self._route(sink_config) for sink_config in config.sinks]
         self.listener: Listener | None = None
+        self.readiness: Readiness | None = None
         if self.telemetry is not None and config.http is not None:  # both or neither
             self.telemetry.watch(self.source, self.routes)
+            self.readiness = Readiness(self.source, self.routes, config.http.unready_after)
             self.listener = Listener(
                 self.telemetry.exposition,
-                lambda: readiness(self.source, self.routes),
+                self.readiness,
                 config.http.host,
                 config.http.port,
             )
@@ -87,11 +90,15 @@ class Pipeline:
         when a signal stopped a run that was to catch up before it did, 128 + its number."""
         listener, http = self.listener, self.config.http
         serving: asyncio.Task[None] | None = None
+        # The feed's latest entry, asked at once: lag is known before the first page.
+        reading = asyncio.create_task(self._read_latest())
         try:
             if listener is not None and http is not None:
                 serving = asyncio.create_task(listener.serve())
                 await self._listening(listener, serving, http.listen)
             await adopt_legacy_cursors(self.store, self.config.feed)
+            stored = {r.name: await self.store.load(self.feed_key, r.name) for r in self.routes}
+            log_start(self.config, stored)
             for route in self.routes:
                 try:
                     await route.start()
@@ -107,6 +114,7 @@ class Pipeline:
                 self.deadline_passed = True
             self.behind = [route for route in self.routes if not route.caught_up]
         finally:
+            reading.cancel()
             await self._shutdown()
             if listener is not None and serving is not None:
                 listener.stop()
@@ -127,6 +135,10 @@ class Pipeline:
                 raise OSError(f"cannot listen on {listen}")
             await asyncio.sleep(0.01)
         log.info("metrics and health on http://%s/metrics, /healthz, /readyz", listen)
+
+    async def _read_latest(self) -> None:
+        with contextlib.suppress(Exception):  # a route reading the feed reports its errors
+            await self.source.latest()
 
     def _done(self, exit_when_caught_up: bool) -> bool:
         if self._stopping or any(route.fatal for route in self.routes):
