@@ -5,7 +5,8 @@ Each line names its route (`sink`) and carries its figures as fields (`event`, `
 `latest`, ...) for JSON logs. Lines are bounded whatever happens: state changes are logged
 once each (retrying, recovered; a stopped route logs its own error), progress once per
 `logs.progress_interval` (only without a terminal, which shows a live line instead), and
-a route caught up again after a progress line said it was behind is told once more.
+a route caught up again after a progress line said it was behind is told once more (a
+route following a live feed, behind for a moment at each new entry, is not "behind").
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def log_exit(feed: FeedView, routes: Sequence[RouteView], seconds: float) -> Non
         position = committed_sequence(route)
         state = route_state(route)
         log.info(
-            "stopped %s: %s delivered, %s dead-lettered, %s filtered out; cursor at "
+            "at exit, %s: %s delivered, %s dead-lettered, %s filtered out; cursor at "
             "sequence %s of %s",
             state,
             f"{stats.forwarded:,}",
@@ -114,6 +115,7 @@ class _Seen:
         self.state = "starting"
         self.since = now  # of `state`
         self.announced = False  # its catch-up, since it was last said to be behind
+        self.behind_since: float | None = None  # not caught up at any look since then
         self.sampled, self.handled = now, handled  # for its rate
 
 
@@ -168,6 +170,10 @@ class Reporter:
             log.info("recovered after %.0fs", now - seen.since, extra=extra)
         if state != seen.state:
             seen.state, seen.since = state, now
+        if route.caught_up:
+            seen.behind_since = None
+        elif seen.behind_since is None:
+            seen.behind_since = now
         if route.running and route.caught_up and not seen.announced:
             seen.announced = True
             position = committed_sequence(route)
@@ -181,7 +187,12 @@ class Reporter:
         count = handled(route)
         rate = (count - seen.handled) / (now - seen.sampled) if now > seen.sampled else 0.0
         seen.sampled, seen.handled = now, count
-        if not route.running or route.caught_up or route.committed_position is None:
+        if not route.running or route.committed_position is None:
+            return
+        # Behind at every look for half an interval at least: a route following a live
+        # feed is behind for a moment at each new entry, which is not news.
+        since = seen.behind_since
+        if since is None or now - since < self.progress_interval / 2:
             return
         seen.announced = False  # said to be behind: its next catch-up is news
         if not self.progress_lines:

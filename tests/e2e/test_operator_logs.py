@@ -86,7 +86,7 @@ def check_text(stderr: str, stored: int | None, end: int, delivered: int) -> Non
         assert f"sink={name}: route {name}: file sink, {where}\n" in stderr, stderr
         assert f"sink={name}: caught up at sequence {end:,}\n" in stderr, stderr
         summary = (
-            f"sink={name}: stopped caught up: {delivered:,} delivered, 0 dead-lettered, "
+            f"sink={name}: at exit, caught up: {delivered:,} delivered, 0 dead-lettered, "
             f"0 filtered out; cursor at sequence {end:,} of {end:,}\n"
         )
         assert summary in stderr, stderr
