@@ -160,6 +160,8 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    global _REPEATS
+    _REPEATS = Repeats()  # nothing counted yet (a CLI called twice in one process)
     handler.addFilter(_REPEATS)
     root = logging.getLogger()
     root.handlers[:] = [handler]

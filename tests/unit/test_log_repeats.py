@@ -31,7 +31,8 @@ def setup() -> Iterator[tuple[Repeats, Lines, list[float]]]:
     repeats = Repeats(interval=30.0, clock=lambda: now[0])
     lines = Lines()
     lines.addFilter(repeats)
-    loggers = [logging.getLogger(name) for name in ("bridge.route", "azure.core", "httpx")]
+    names = ("bridge.route", "sinks.kafka", "azure.core", "httpx")
+    loggers = [logging.getLogger(name) for name in names]
     for logger in loggers:
         logger.addHandler(lines)
         logger.propagate = False
@@ -88,12 +89,15 @@ def test_what_is_aggregated(setup):
         own.warning("%s", "the offset store is locked")
         own.warning("%s", "cannot reach 10.0.0.1:9092")  # numbers aside, one message
         own.warning("%s", "cannot reach 10.0.0.2:9093")
+        kafka = logging.getLogger("sinks.kafka")  # librdkafka's lines, lowered to WARNING
+        kafka.warning("librdkafka %s: %s", "FAIL", "127.0.0.1:9092/bootstrap: Connect refused")
     assert lines.messages == [
         "caught up",
         "request to https://x",
         "disk full on /out",
         "the offset store is locked",
         "cannot reach 10.0.0.1:9092",
+        "librdkafka FAIL: 127.0.0.1:9092/bootstrap: Connect refused",
         "caught up",
         "caught up",
     ]
