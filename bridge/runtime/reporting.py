@@ -22,7 +22,6 @@ from bridge.runtime.views import (
     FeedView,
     RouteView,
     committed_sequence,
-    feed_latest,
     handled,
     known_lag,
     known_latest,
@@ -72,20 +71,21 @@ def log_start(config: BridgeConfig, stored: Mapping[str, StoredOffset | None]) -
 def log_exit(feed: FeedView, routes: Sequence[RouteView], seconds: float) -> None:
     """The exit summary: per route what it delivered and dead-lettered and its final
     cursor, then the totals."""
-    latest = feed_latest(feed)
+    known = known_latest(feed)
     for route in routes:
         stats = route.stats
         position = committed_sequence(route)
         state = route_state(route)
+        latest = None if known is None else max(known, route.latest)
         log.info(
             "at exit, %s: %s delivered, %s dead-lettered, %s filtered out; cursor at "
-            "sequence %s of %s",
+            "sequence %s %s",
             state,
             f"{stats.forwarded:,}",
             f"{stats.dead_lettered:,}",
             f"{stats.filtered:,}",
             f"{position:,}",
-            f"{max(latest, route.latest):,}",
+            "(the feed's latest not known)" if latest is None else f"of {latest:,}",
             extra={
                 "sink": route.name,
                 "event": "exit",
@@ -94,7 +94,7 @@ def log_exit(feed: FeedView, routes: Sequence[RouteView], seconds: float) -> Non
                 "dead_lettered": stats.dead_lettered,
                 "filtered": stats.filtered,
                 "position": position,
-                "latest": max(latest, route.latest),
+                "latest": latest,
             },
         )
     delivered = sum(route.stats.forwarded for route in routes)

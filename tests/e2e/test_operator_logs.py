@@ -148,9 +148,11 @@ def test_a_sink_down_for_a_while_logs_a_bounded_number_of_lines(simulator, tmp_p
         started = time.monotonic()
         process = start_bridge("run", "-c", str(config), "--exit-when-caught-up")
         try:
-            wait_for(lambda: time.monotonic() - started > outage, outage + 5, 0.1, "the outage")
+            wait_for(lambda: receiver.count(503) > 0, 60, 0.05, "the first request")
+            down = time.monotonic()  # the outage as the bridge sees it
+            wait_for(lambda: time.monotonic() - down > outage, outage + 5, 0.1, "the outage")
             # Each 503 a retry warning, each dead letter a warning, were they not counted.
-            assert receiver.count(503) > 300, "the receiver was not asked enough"
+            assert receiver.count(503) > 100, "the receiver was not asked enough"
             receiver.set_faults(rate_503=0.0)
             assert process.wait(60) == 0, process.stderr.read()
         finally:
@@ -171,7 +173,7 @@ def test_a_sink_down_for_a_while_logs_a_bounded_number_of_lines(simulator, tmp_p
         f"{len(lines)} lines in {elapsed:.1f}s ({intervals} intervals, bound {bound}), "
         f"{dead} dead letters, {receiver.count(503)} answers 503"
     )
-    assert dead > 50, stderr
+    assert dead > 20, stderr
     assert len(lines) <= bound, stderr
     for name in ("hooks", "waiting"):
         assert stderr.count(f"bridge.run sink={name}: retrying: ") == 1, stderr
