@@ -15,11 +15,6 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/dicom-bridge demo
 
-# Tools the tests need beyond Python: promtool (Debian's `prometheus` package) checks the
-# metrics exposition and the alert rules. Installed only when missing.
-tools:
-	@command -v promtool >/dev/null || { apt-get update && apt-get install -y --no-install-recommends prometheus; }
-
 # Four workers on two cores: most tests wait on subprocesses and sockets, not the CPU.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 4
@@ -34,6 +29,12 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos
+
+# Tools the tests drive that pip cannot install: Debian's prometheus (promtool checks the
+# metrics exposition and the alert rules). Installed only when missing; needs root (CI
+# containers are).
+tools:
+	@command -v promtool >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus)
 
 clean:
 	rm -rf $(VENV) out state .pytest_cache
