@@ -3,10 +3,11 @@ summary, each route's catch-up, progress while behind, route state changes, an e
 
 Each line names its route (`sink`) and carries its figures as fields (`event`, `position`,
 `latest`, ...) for JSON logs. Lines are bounded whatever happens: state changes are logged
-once each (retrying, recovered; a stopped route logs its own error), progress once per
-`logs.progress_interval` (only without a terminal, which shows a live line instead), and
-a route caught up again after a progress line said it was behind is told once more (a
-route following a live feed, behind for a moment at each new entry, is not "behind").
+once each (retrying; recovered once it stayed so for 5 s; a stopped route logs its own
+error), progress once per `logs.progress_interval` (only without a terminal, which shows a
+live line instead), and a route caught up again after a progress line said it was behind
+is told once more (a route following a live feed, behind for a moment at each new entry,
+is not "behind").
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class _Seen:
         self.since = now  # of `state`
         self.announced = False  # its catch-up, since it was last said to be behind
         self.behind_since: float | None = None  # not caught up at any look since then
+        self.cleared: float | None = None  # not retrying at any look since then
         self.sampled, self.handled = now, handled  # for its rate
 
 
@@ -139,6 +141,7 @@ class Reporter:
         self.progress_lines = progress_lines
         self.on_tick = on_tick
         self.tick = min(tick, progress_interval)
+        self.settle = min(5.0, progress_interval)
         self._clock = clock
         now = clock()
         self._seen = {route.name: _Seen(now, handled(route)) for route in routes}
@@ -163,13 +166,22 @@ class Reporter:
     def _changes(self, route: RouteView, seen: _Seen, now: float) -> None:
         state = route_state(route)
         extra = {"sink": route.name, "event": "state", "state": state}
-        if state == "retrying" and seen.state != "retrying":
-            reason = route.unreachable or route.last_error or "not connected"
-            log.warning("retrying: %s", scrub(reason), extra=extra)
-        elif seen.state == "retrying" and state in ("caught up", "catching up"):
-            log.info("recovered after %.0fs", now - seen.since, extra=extra)
-        if state != seen.state:
-            seen.state, seen.since = state, now
+        if state == "retrying":
+            seen.cleared = None
+            if seen.state != "retrying":
+                reason = route.unreachable or route.last_error or "not connected"
+                log.warning("retrying: %s", scrub(reason), extra=extra)
+                seen.state, seen.since = state, now
+        elif seen.state == "retrying" and state != "failed":
+            # Recovered once it stayed so for `settle` seconds: a sink failing one send in
+            # five is retrying all along, not recovering every other second.
+            if seen.cleared is None:
+                seen.cleared = now
+            if now - seen.cleared >= self.settle:
+                log.info("recovered after %.0fs", seen.cleared - seen.since, extra=extra)
+                seen.state, seen.since = state, now
+        else:  # a failed route says so itself, once
+            seen.state = state
         if route.caught_up:
             seen.behind_since = None
         elif seen.behind_since is None:
