@@ -87,7 +87,9 @@ async def run_pipeline(
                     await task
         reporter.check()  # the last catch-up, before the summary
         aggregation.flush(final=True)
-        log_exit(pipeline.source, pipeline.routes, time.monotonic() - started)
+        if any(route.committed_position is not None for route in pipeline.routes):
+            log_exit(pipeline.source, pipeline.routes, time.monotonic() - started)
+        # else it did not start (the state locked, the address taken): its error says so
         for route in pipeline.routes:
             if route.failure:
                 report(f"sink {route.name} stopped: {route.failure}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -190,3 +191,18 @@ def test_a_sink_down_for_a_while_logs_a_bounded_number_of_lines(simulator, tmp_p
     ]
     assert len(alone) + sum(counted) == dead, f"{len(alone)} lines, {counted} counted, {dead}"
     assert len(alone) + len(counted) <= 1 + intervals, stderr
+
+
+def test_a_bridge_that_could_not_start_gives_no_exit_summary(simulator, tmp_path):
+    sim = simulator(entries=10, seed=65)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = write_config(
+            tmp_path / "bridge.yaml", sim.url, two_file_sinks(tmp_path), http={"listen": address}
+        )
+        result = run_bridge("run", "-c", str(config), "--exit-when-caught-up")
+    assert result.returncode == 1, result.stderr
+    assert "address already in use" in result.stderr, result.stderr
+    assert "at exit" not in result.stderr and "exiting after" not in result.stderr, result.stderr
