@@ -42,7 +42,7 @@ else:
 
 
 class HttpConfig(StrictModel):
-    """The metrics and health listener."""
+    """The metrics, health and status-page listener."""
 
     listen: str = Field(
         "127.0.0.1:9464", description="host:port to listen on ([::1]:9464 for IPv6)."
@@ -82,7 +82,7 @@ class BridgeConfig(StrictModel):
         description="The routes: one sink each, with its own cursor, filter and retries."
     )
     http: HttpConfig | None = Field(
-        None, description="Metrics and health listener; off when absent."
+        None, description="Metrics, health and status-page listener; off when absent."
     )
     drain_timeout: Duration = Field(
         "10s",

@@ -20,6 +20,7 @@ from bridge.delivery.route import Route
 from bridge.feed import FeedSource
 from bridge.offsets import OffsetStore, open_store
 from bridge.runtime.listener import Listener
+from bridge.runtime.status import JSON_TYPE, PAGE_TYPE, StatusBoard, page
 from bridge.runtime.telemetry import Telemetry, readiness
 from bridge.runtime.wiring import build_route, feed_client, feed_lookup, feed_reader
 from sinks import SinkConfig
@@ -51,13 +52,25 @@ class Pipeline:
         self._reopening: set[asyncio.Future[Any]] = set()  # SIGHUP's tasks, kept from the GC
         self.routes = [self._route(sink_config) for sink_config in config.sinks]
         self.listener: Listener | None = None
+        self.status: StatusBoard | None = None
         if self.telemetry is not None and config.http is not None:  # both or neither
             self.telemetry.watch(self.source, self.routes)
+            self.status = status = StatusBoard(
+                self.source,
+                self.routes,
+                url=config.feed.url,
+                api_version=config.feed.api_version,
+                sink_types={sink.name: sink.type for sink in config.sinks},
+            )
             self.listener = Listener(
                 self.telemetry.exposition,
                 lambda: readiness(self.source, self.routes),
                 config.http.host,
                 config.http.port,
+                pages={
+                    "/": lambda: (page(), PAGE_TYPE),
+                    "/status.json": lambda: (status.json(), JSON_TYPE),
+                },
             )
 
     def _route(self, sink_config: SinkConfig) -> Route:
@@ -87,10 +100,13 @@ class Pipeline:
         when a signal stopped a run that was to catch up before it did, 128 + its number."""
         listener, http = self.listener, self.config.http
         serving: asyncio.Task[None] | None = None
+        sampling: asyncio.Task[None] | None = None
         try:
             if listener is not None and http is not None:
                 serving = asyncio.create_task(listener.serve())
                 await self._listening(listener, serving, http.listen)
+            if self.status is not None:
+                sampling = asyncio.create_task(self.status.run())
             await adopt_legacy_cursors(self.store, self.config.feed)
             for route in self.routes:
                 try:
@@ -107,6 +123,8 @@ class Pipeline:
                 self.deadline_passed = True
             self.behind = [route for route in self.routes if not route.caught_up]
         finally:
+            if sampling is not None:
+                sampling.cancel()
             await self._shutdown()
             if listener is not None and serving is not None:
                 listener.stop()
@@ -126,7 +144,9 @@ class Pipeline:
                 serving.result()  # raises the bind error
                 raise OSError(f"cannot listen on {listen}")
             await asyncio.sleep(0.01)
-        log.info("metrics and health on http://%s/metrics, /healthz, /readyz", listen)
+        log.info(
+            "status page on http://%s/ (metrics and health: /metrics, /healthz, /readyz)", listen
+        )
 
     def _done(self, exit_when_caught_up: bool) -> bool:
         if self._stopping or any(route.fatal for route in self.routes):

@@ -68,6 +68,8 @@ class RouteView(Protocol):
     @property
     def running(self) -> bool: ...
     @property
+    def caught_up(self) -> bool: ...
+    @property
     def failure(self) -> str | None: ...
     @property
     def fatal(self) -> BaseException | None: ...
@@ -82,6 +84,31 @@ def feed_latest(feed: FeedView) -> int:
 def committed_sequence(route: RouteView) -> int:
     """The sequence of the route's committed cursor."""
     return sequence_of(route.committed_position)
+
+
+def feed_up(feed: FeedView) -> bool:
+    """The feed's last request was answered (and at least one was)."""
+    client = feed.client
+    return client.last_error is None and any(s in client.responses for s in ("200", "204"))
+
+
+def handled(route: RouteView) -> int:
+    """Entries the route is done with: delivered, filtered out or dead-lettered."""
+    stats = route.stats
+    return stats.forwarded + stats.filtered + stats.dead_lettered
+
+
+def route_state(route: RouteView) -> str:
+    """One word for what the route is doing: `failed` (stopped on an error), `starting`
+    (cursor not loaded yet), `retrying` (its sink's peer refuses or is unreachable),
+    `caught up`, or `catching up`."""
+    if not route.running:
+        return "failed"
+    if route.committed_position is None:
+        return "starting"
+    if route.unreachable or (not route.connected and route.last_error):
+        return "retrying"
+    return "caught up" if route.caught_up else "catching up"
 
 
 def lag_entries(route: RouteView, latest: int) -> int:
