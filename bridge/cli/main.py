@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run" and args.deadline is not None and not args.exit_when_caught_up:
         parser.error("--deadline needs --exit-when-caught-up")
-    setup_logging(args.log_level or "INFO", args.log_format)
+    # Unset: INFO; the simulator's server is quieter (its requests are the feed's traffic).
+    default = "WARNING" if args.command == "simulate" else "INFO"
+    setup_logging(args.log_level or default, args.log_format)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
