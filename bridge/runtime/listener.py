@@ -32,6 +32,11 @@ READ_BYTES = 4096  # a header block passes MAX_HEADER_BYTES by one read at most
 
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
+_PAGE_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 class Listener:
@@ -174,7 +179,10 @@ def _response(
     headers = [
         ("content-type", content_type),
         ("content-length", str(len(body) if length is None else length)),
+        ("x-content-type-options", "nosniff"),
     ]
+    if content_type.startswith("text/html"):  # the status page: its own inline code only
+        headers.append(("content-security-policy", _PAGE_POLICY))
     if not keep_alive:
         headers.append(("connection", "close"))
     reason = HTTPStatus(status).phrase.encode()

@@ -190,3 +190,40 @@ def test_the_page_is_self_contained():
         assert reference not in html.replace('"http://www.w3.org/2000/svg"', "")
     # Text from peers is set with textContent, never parsed as HTML.
     assert "innerHTML" not in html.replace("never innerHTML", "")
+
+
+async def test_the_listener_serves_the_page_and_status_json_with_a_strict_policy():
+    import asyncio
+
+    import httpx
+
+    from bridge.runtime.listener import Listener
+    from bridge.runtime.status import JSON_TYPE, PAGE_TYPE
+
+    status_board = board(FakeFeed(), FakeRoute("hooks", committed_position=3))
+    listener = Listener(
+        lambda: b"",
+        dict,
+        "127.0.0.1",
+        0,
+        pages={
+            "/": lambda: (page(), PAGE_TYPE),
+            "/status.json": lambda: (status_board.json(), JSON_TYPE),
+        },
+    )
+    serving = asyncio.create_task(listener.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not listener.started:
+                await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{listener.port}") as client:
+            html = await client.get("/")
+            assert html.status_code == 200 and html.headers["content-type"] == PAGE_TYPE
+            policy = html.headers["content-security-policy"]
+            assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+            answer = await client.get("/status.json?ignored=1")
+            assert answer.json()["routes"][0]["name"] == "hooks"
+            assert "content-security-policy" not in answer.headers
+    finally:
+        listener.stop()
+        await asyncio.wait_for(serving, 10)
