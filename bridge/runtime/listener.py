@@ -151,7 +151,8 @@ class Listener:
         page = self._pages.get(path)
         if page is not None:
             return 200, *page()
-        return 404, b"not found: try /metrics, /healthz or /readyz", _TEXT
+        known = b", ".join([b"/metrics", b"/healthz", b"/readyz", *self._pages])
+        return 404, b"not found: try " + known, _TEXT
 
 
 async def _next_request(

@@ -125,6 +125,8 @@ class Pipeline:
         finally:
             if sampling is not None:
                 sampling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampling
             await self._shutdown()
             if listener is not None and serving is not None:
                 listener.stop()
