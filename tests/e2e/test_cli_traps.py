@@ -349,21 +349,27 @@ def test_dlq_redrive_sends_concurrently_like_a_route(tmp_path, capsys):
     with WebhookReceiver() as receiver:
         dlq = dead_letters(tmp_path, receiver.url, 400)
         # The first request of one study stalls until the sink's timeout: the other
-        # studies' batches go meanwhile, as in a route.
+        # studies' batches go meanwhile, as in a route (one event per batch: only
+        # concurrent batches overlap, not the sink's own concurrency within one).
         receiver.set_faults(script={1: ["stall"]})
-        config = webhook_config(tmp_path, receiver.url, batch_size=10, max_in_flight=8)
+        config = webhook_config(tmp_path, receiver.url, batch_size=1, max_in_flight=8)
         assert main(["dlq", "redrive", "-c", str(config), "--sink", "hooks"]) == 0
         assert "400 re-sent, 0 left" in capsys.readouterr().out
         assert receiver.accepted_sequences() == set(range(1, 401))
         assert receiver.max_in_flight >= 2
         assert dlq.read_bytes() == b""
+        by_study: dict[int, list[int]] = {}
+        for request in receiver.accepted():
+            for sequence in request.sequences:
+                by_study.setdefault(sequence % 40, []).append(sequence)
+        assert all(seen == sorted(seen) for seen in by_study.values())  # study order kept
 
 
 def test_dlq_redrive_states_its_deadline_when_it_passes(tmp_path, capsys):
     with WebhookReceiver() as receiver:
         dead_letters(tmp_path, receiver.url, 6)
         receiver.set_faults(rate_stall=1.0)
-        config = webhook_config(tmp_path, receiver.url, batch_size=1, max_in_flight=1)
+        config = webhook_config(tmp_path, receiver.url, batch_size=1, max_in_flight=8)
         redrive = ["dlq", "redrive", "-c", str(config), "--sink", "hooks"]
         assert main([*redrive, "--deadline", "1s"]) == 1
         captured = capsys.readouterr()
