@@ -369,7 +369,7 @@ def test_dlq_redrive_states_its_deadline_when_it_passes(tmp_path, capsys):
     with WebhookReceiver() as receiver:
         dead_letters(tmp_path, receiver.url, 6)
         receiver.set_faults(rate_stall=1.0)
-        config = webhook_config(tmp_path, receiver.url, batch_size=1, max_in_flight=8)
+        config = webhook_config(tmp_path, receiver.url, batch_size=1, max_in_flight=1)
         redrive = ["dlq", "redrive", "-c", str(config), "--sink", "hooks"]
         assert main([*redrive, "--deadline", "1s"]) == 1
         captured = capsys.readouterr()
