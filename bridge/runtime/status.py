@@ -11,6 +11,7 @@ credentials or query.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -42,15 +43,10 @@ PAGE_TYPE = "text/html; charset=utf-8"
 JSON_TYPE = "application/json"
 
 
+@functools.cache
 def page() -> bytes:
     """The status page (a package resource, read once)."""
-    global _PAGE
-    if _PAGE is None:
-        _PAGE = files("bridge.runtime").joinpath("status.html").read_bytes()
-    return _PAGE
-
-
-_PAGE: bytes | None = None
+    return files("bridge.runtime").joinpath("status.html").read_bytes()
 
 
 class StatusBoard:
