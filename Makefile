@@ -30,10 +30,11 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos
 
-# Tools the tests drive that pip cannot install: Debian's prometheus (promtool checks the
-# metrics exposition and the alert rules). Installed only when missing; needs root (CI
-# containers are).
+# Tools the tests drive that pip cannot install: Debian's chromium (the status page's
+# browser test) and prometheus (promtool checks the metrics exposition and the alert
+# rules). Each installed only when missing; needs root (CI containers are).
 tools:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	@command -v promtool >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus)
 
 clean:

@@ -5,6 +5,7 @@ Relative paths in the config are relative to the working directory.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -42,7 +43,7 @@ else:
 
 
 class HttpConfig(StrictModel):
-    """The metrics and health listener."""
+    """The metrics, health and status-page listener."""
 
     listen: str = Field(
         "127.0.0.1:9464", description="host:port to listen on ([::1]:9464 for IPv6)."
@@ -109,7 +110,7 @@ class BridgeConfig(StrictModel):
         description="The routes: one sink each, with its own cursor, filter and retries."
     )
     http: HttpConfig | None = Field(
-        None, description="Metrics and health listener; off when absent."
+        None, description="Metrics, health and status-page listener; off when absent."
     )
     logs: LogsConfig = Field(
         default_factory=LogsConfig, description="Progress lines and the aggregation of warnings."
@@ -140,4 +141,25 @@ class BridgeConfig(StrictModel):
                 message = f"duplicate sink name {sink.name!r} (also sinks[{first[sink.name]}])"
                 raise error_at(index, "name", message=message)
             first[sink.name] = index
+        _one_writer_per_file(sinks)
         return sinks
+
+
+def _one_writer_per_file(sinks: list[Any]) -> None:
+    """Two file sinks (or dead-letter targets) appending to one file would interleave their
+    lines, and each would rotate and reopen the other's file: refused."""
+    writers: dict[Path, str] = {}
+    for index, sink in enumerate(sinks):
+        targets = [((index, "path"), sink), ((index, "dead_letter", "path"), sink.dead_letter)]
+        for at, target in targets:
+            if target is None or target.type != "file":
+                continue
+            key = Path(os.path.abspath(target.path))
+            where = f"sinks[{index}]." + ".".join(str(part) for part in at[1:])
+            if key in writers:
+                message = (
+                    f"{target.path} is also written by {writers[key]}: "
+                    "each file sink needs a file of its own"
+                )
+                raise error_at(*at, message=message)
+            writers[key] = where

@@ -2,6 +2,8 @@
 
 - `/metrics`: Prometheus text exposition.
 - `/healthz`: 200 while the process runs (liveness).
+- `/` and `/status.json`: the status page and what it shows (`bridge.runtime.status`), when
+  given as `pages`.
 - `/readyz`: 200 when the feed answers, the offset store writes and every sink is connected;
   503 otherwise, with a JSON body naming what is not ready (readiness; Docker HEALTHCHECK).
 
@@ -16,7 +18,7 @@ read: a request carrying one gets its answer, then the connection is closed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -30,11 +32,17 @@ READ_BYTES = 4096  # a header block passes MAX_HEADER_BYTES by one read at most
 
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
+_PAGE_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 class Listener:
-    """Serves what `metrics` (the exposition) and `readiness` (the problems keeping the
-    bridge from being ready, by component) return when asked: it knows nothing else."""
+    """Serves what `metrics` (the exposition), `readiness` (the problems keeping the
+    bridge from being ready, by component) and `pages` (by path: body and content type)
+    return when asked: it knows nothing else."""
 
     def __init__(
         self,
@@ -42,8 +50,10 @@ class Listener:
         readiness: Callable[[], dict[str, str]],
         host: str,
         port: int,
+        pages: Mapping[str, Callable[[], tuple[bytes, str]]] | None = None,
     ) -> None:
         self._metrics = metrics
+        self._pages = {path.encode(): page for path, page in (pages or {}).items()}
         self._readiness = readiness
         self.host, self._port = host, port
         self._server: asyncio.Server | None = None
@@ -138,7 +148,11 @@ class Listener:
             problems = self._readiness()
             body = orjson.dumps({"ready": not problems, "problems": problems})
             return 503 if problems else 200, body, _JSON
-        return 404, b"not found: try /metrics, /healthz or /readyz", _TEXT
+        page = self._pages.get(path)
+        if page is not None:
+            return 200, *page()
+        known = b", ".join([b"/metrics", b"/healthz", b"/readyz", *self._pages])
+        return 404, b"not found: try " + known, _TEXT
 
 
 async def _next_request(
@@ -166,7 +180,10 @@ def _response(
     headers = [
         ("content-type", content_type),
         ("content-length", str(len(body) if length is None else length)),
+        ("x-content-type-options", "nosniff"),
     ]
+    if content_type.startswith("text/html"):  # the status page: its own inline code only
+        headers.append(("content-security-policy", _PAGE_POLICY))
     if not keep_alive:
         headers.append(("connection", "close"))
     reason = HTTPStatus(status).phrase.encode()

@@ -21,6 +21,7 @@ from bridge.feed import FeedSource
 from bridge.offsets import OffsetStore, open_store
 from bridge.runtime.listener import Listener
 from bridge.runtime.reporting import log_start
+from bridge.runtime.status import JSON_TYPE, PAGE_TYPE, StatusBoard, page
 from bridge.runtime.telemetry import Readiness, Telemetry
 from bridge.runtime.wiring import build_route, feed_client, feed_lookup, feed_reader
 from sinks import SinkConfig
@@ -53,14 +54,26 @@ class Pipeline:
         self.routes = [self._route(sink_config) for sink_config in config.sinks]
         self.listener: Listener | None = None
         self.readiness: Readiness | None = None
+        self.status: StatusBoard | None = None
         if self.telemetry is not None and config.http is not None:  # both or neither
             self.telemetry.watch(self.source, self.routes)
             self.readiness = Readiness(self.source, self.routes, config.http.unready_after)
+            self.status = status = StatusBoard(
+                self.source,
+                self.routes,
+                url=config.feed.url,
+                api_version=config.feed.api_version,
+                sink_types={sink.name: sink.type for sink in config.sinks},
+            )
             self.listener = Listener(
                 self.telemetry.exposition,
                 self.readiness,
                 config.http.host,
                 config.http.port,
+                pages={
+                    "/": lambda: (page(), PAGE_TYPE),
+                    "/status.json": lambda: (status.json(), JSON_TYPE),
+                },
             )
 
     def _route(self, sink_config: SinkConfig) -> Route:
@@ -92,10 +105,13 @@ class Pipeline:
         serving: asyncio.Task[None] | None = None
         # The feed's latest entry, asked at once: lag is known before the first page.
         reading = asyncio.create_task(self._read_latest())
+        sampling: asyncio.Task[None] | None = None
         try:
             if listener is not None and http is not None:
                 serving = asyncio.create_task(listener.serve())
                 await self._listening(listener, serving, http.listen)
+            if self.status is not None:
+                sampling = asyncio.create_task(self.status.run())
             await adopt_legacy_cursors(self.store, self.config.feed)
             stored = {r.name: await self.store.load(self.feed_key, r.name) for r in self.routes}
             log_start(self.config, stored)
@@ -115,6 +131,10 @@ class Pipeline:
             self.behind = [route for route in self.routes if not route.caught_up]
         finally:
             reading.cancel()
+            if sampling is not None:
+                sampling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampling
             await self._shutdown()
             if listener is not None and serving is not None:
                 listener.stop()
@@ -134,7 +154,9 @@ class Pipeline:
                 serving.result()  # raises the bind error
                 raise OSError(f"cannot listen on {listen}")
             await asyncio.sleep(0.01)
-        log.info("metrics and health on http://%s/metrics, /healthz, /readyz", listen)
+        log.info(
+            "status page on http://%s/ (metrics and health: /metrics, /healthz, /readyz)", listen
+        )
 
     async def _read_latest(self) -> None:
         with contextlib.suppress(Exception):  # a route reading the feed reports its errors
