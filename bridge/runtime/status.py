@@ -28,10 +28,10 @@ from bridge.runtime.views import (
     FeedView,
     RouteView,
     committed_sequence,
-    feed_latest,
     feed_up,
     handled,
-    lag_entries,
+    known_lag,
+    known_latest,
     lag_seconds,
     route_state,
 )
@@ -93,7 +93,7 @@ class StatusBoard:
             await asyncio.sleep(self.interval)
 
     def snapshot(self) -> dict[str, Any]:
-        latest = feed_latest(self.feed)
+        latest = known_latest(self.feed)  # None until the feed told it: no lag of 0 then
         now = now_ticks()
         client = self.feed.client
         error = client.last_error
@@ -104,7 +104,7 @@ class StatusBoard:
             "feed": {
                 "url": scrub(self.url),
                 "api_version": self.api_version,
-                "latest": latest if self.feed.latest_seen is not None else None,
+                "latest": latest,
                 "up": feed_up(self.feed),
                 "pages": client.pages,
                 "last_error": scrub(error) if error else None,
@@ -112,7 +112,7 @@ class StatusBoard:
             "routes": [self._route(route, latest, now) for route in self.routes],
         }
 
-    def _route(self, route: RouteView, latest: int, now: int) -> dict[str, Any]:
+    def _route(self, route: RouteView, latest: int | None, now: int) -> dict[str, Any]:
         stats = route.stats
         error = route.failure or route.unreachable or route.last_error
         rates = self._rates.get(route.name, ())
@@ -122,8 +122,8 @@ class StatusBoard:
             "sink_type": self.sink_types.get(route.name, "?"),
             "state": route_state(route),
             "cursor": committed_sequence(route) if started else None,
-            "latest": max(latest, route.latest),
-            "lag_entries": lag_entries(route, latest) if started else None,
+            "latest": None if latest is None else max(latest, route.latest),
+            "lag_entries": known_lag(route, latest),
             "lag_seconds": round(lag_seconds(route, now), 1),
             "last_error": scrub(error) if error else None,
             "delivered": stats.forwarded,

@@ -72,6 +72,10 @@ class FakeFeed:
     client: FakeClient = field(default_factory=FakeClient)
     latest_seen: Any = None
 
+    @property
+    def latest_known(self) -> bool:
+        return self.latest_seen is not None
+
 
 class Clock:
     def __init__(self) -> None:
@@ -134,6 +138,11 @@ def test_route_states():
         ("failed", "failed"),
     ]
     assert status["routes"][0]["cursor"] is None and status["routes"][0]["lag_entries"] is None
+    # The feed never answered: its latest, hence every lag, unknown (null), not 0.
+    assert status["feed"]["latest"] is None
+    assert [(r["cursor"], r["latest"], r["lag_entries"]) for r in status["routes"][1:]] == [
+        (5, None, None)
+    ] * 3
     assert [r["last_error"] for r in status["routes"][1:]] == [
         "503 busy",
         "all brokers down",
