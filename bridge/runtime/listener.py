@@ -1,11 +1,12 @@
 """The metrics and health listener (`http.listen`; off when absent, loopback by default).
 
 - `/metrics`: Prometheus text exposition.
-- `/healthz`: 200 while the process runs (liveness).
+- `/healthz`: 200 while the process runs (liveness; the Docker HEALTHCHECK).
 - `/` and `/status.json`: the status page and what it shows (`bridge.runtime.status`), when
   given as `pages`.
-- `/readyz`: 200 when the feed answers, the offset store writes and every sink is connected;
-  503 otherwise, with a JSON body naming what is not ready (readiness; Docker HEALTHCHECK).
+- `/readyz`: 503 with a JSON body naming what is not ready while `readiness` names a
+  problem (`bridge.runtime.telemetry.Readiness`: those that lasted `http.unready_after`),
+  else 200 (readiness).
 
 HTTP/1.1 with h11 on asyncio streams, inside the bridge's event loop, bounded whatever a
 client sends: a header block over `MAX_HEADER_BYTES` is answered 431 and the connection
