@@ -19,10 +19,12 @@ WORKDIR /var/lib/dicom-bridge
 USER bridge
 VOLUME ["/var/lib/dicom-bridge"]
 
-# Readiness from the metrics and health listener: the config needs `http: {listen:
-# "0.0.0.0:9464"}` (or 127.0.0.1:9464: the probe runs inside the container).
+# Liveness from the metrics and health listener (`/healthz`: the process runs and serves;
+# `/readyz` is for a load balancer or an orchestrator's readiness probe, not for restarts):
+# the config needs `http: {listen: "0.0.0.0:9464"}` (or 127.0.0.1:9464: the probe runs
+# inside the container).
 EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/readyz', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
 ENTRYPOINT ["dicom-bridge"]
 CMD ["run", "-c", "/etc/dicom-bridge/config.yaml"]

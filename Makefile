@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos clean
+.PHONY: run test lint bench chaos clean tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos
+
+# Tools the tests drive that pip cannot install: Debian's chromium (the status page's
+# browser test) and prometheus (promtool checks the metrics exposition and the alert
+# rules). Each installed only when missing; needs root (CI containers are).
+tools:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	@command -v promtool >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus)
 
 clean:
 	rm -rf $(VENV) out state .pytest_cache

@@ -8,10 +8,12 @@ our credentials is not repeated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
-from bridge.cli.options import EXIT_FAILURE, EXIT_OK, load
+from bridge.cli.options import EXIT_FAILURE, EXIT_OK, UsageError, load, route
 from bridge.core.redact import scrub
 from bridge.runtime.logs import report
 
@@ -34,13 +36,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
+    import orjson
+
     from bridge import ops
     from bridge.runtime.app import run_async
 
     probes = run_async(ops.check(load(args.config)))
-    for probe in probes:
-        print(scrub(f"{'ok  ' if probe.ok else 'FAIL'} {probe.component}: {probe.detail}"))
-    return EXIT_OK if all(probe.ok for probe in probes) else EXIT_FAILURE
+    ok = all(probe.ok for probe in probes)
+    if args.json:
+        components = [
+            {"component": p.component, "ok": p.ok, "detail": scrub(p.detail)} for p in probes
+        ]
+        document = {"ok": ok, "components": components}
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for probe in probes:
+            print(scrub(f"{'ok  ' if probe.ok else 'FAIL'} {probe.component}: {probe.detail}"))
+    return EXIT_OK if ok else EXIT_FAILURE
 
 
 def offsets_show(args: argparse.Namespace) -> int:
@@ -81,8 +93,9 @@ def offsets_set(args: argparse.Namespace) -> int:
     from bridge.runtime.app import run_async
 
     config = load(args.config)
-    with state_lock(config, "move a cursor"):
-        print(run_async(ops.set_offset(config, args.sink, args.sequence)))
+    route(config, args.sink)
+    with state_lock(config, "move a cursor"), _usage(ops.OutOfRange):
+        print(run_async(ops.set_offset(config, args.sink, args.sequence, force=args.force)))
     return EXIT_OK
 
 
@@ -92,6 +105,7 @@ def offsets_reset(args: argparse.Namespace) -> int:
     from bridge.runtime.app import run_async
 
     config = load(args.config)
+    route(config, args.sink)
     with state_lock(config, "move a cursor"):
         print(run_async(ops.reset_offset(config, args.sink, to_latest=args.to_latest)))
     return EXIT_OK
@@ -140,7 +154,12 @@ def replay(args: argparse.Namespace) -> int:
     from bridge import ops
     from bridge.runtime.app import run_async
 
-    result = run_async(ops.replay(load(args.config), args.sink, args.first, args.last))
+    config = load(args.config)
+    route(config, args.sink)
+    if args.last is not None and args.last < args.first:
+        raise UsageError(f"--to {args.last} is before --from {args.first}")
+    with _usage(ops.OutOfRange):
+        result = run_async(ops.replay(config, args.sink, args.first, args.last))
     print(
         f"sink {args.sink}: replayed sequences {result.first}..{result.last}: "
         f"{result.delivered} delivered, {result.filtered} filtered out, "
@@ -155,7 +174,9 @@ def replay(args: argparse.Namespace) -> int:
 def dlq_show(args: argparse.Namespace) -> int:
     from bridge import ops
 
-    path = ops.dead_letter_path(load(args.config), args.sink)
+    config = load(args.config)
+    route(config, args.sink)
+    path = ops.dead_letter_path(config, args.sink)
     records = ops.read_records(path)
     for record in records:
         if args.json:
@@ -179,12 +200,19 @@ def dlq_redrive(args: argparse.Namespace) -> int:
     from bridge.runtime.app import run_async
 
     config = load(args.config)
+    route(config, args.sink)
     with state_lock(config, "redrive dead letters"):
-        result = run_async(ops.redrive(config, args.sink, args.timeout))
+        result = run_async(ops.redrive(config, args.sink, args.deadline))
     print(
         f"sink {args.sink}: {result.delivered} re-sent, {result.remaining} left in the "
         f"dead-letter file ({result.unreadable} still unreadable)"
     )
+    if result.deadline_passed:
+        report(
+            f"--deadline {args.deadline:g}s passed: {result.remaining - result.unreadable} "
+            f"event(s) left in the file ({result.untried} not sent at all); run `dlq redrive` "
+            "again to continue, or give it a longer --deadline"
+        )
     return EXIT_OK if result.remaining == result.unreadable else EXIT_FAILURE
 
 
@@ -193,6 +221,22 @@ def _lease(lease: Any) -> dict[str, Any]:
 
     state = "expires" if lease.expires_at > datetime.now(UTC) else "expired"
     return {"feed": lease.feed, "owner": lease.owner, "epoch": lease.epoch, "state": state}
+
+
+def schema(args: argparse.Namespace) -> int:
+    from bridge.config.schema import schema_text
+
+    print(schema_text(), end="")
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _usage(*errors: type[Exception]) -> Iterator[None]:
+    """These errors of the work are the operator's arguments': a usage error (exit 2)."""
+    try:
+        yield
+    except errors as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _number(value: int | None) -> str:

@@ -5,6 +5,7 @@ Relative paths in the config are relative to the working directory.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -118,10 +119,18 @@ else:
 
 
 class HttpConfig(StrictModel):
-    """The metrics and health listener."""
+    """The metrics, health and status-page listener."""
 
     listen: str = Field(
         "127.0.0.1:9464", description="host:port to listen on ([::1]:9464 for IPv6)."
+    )
+    unready_after: Duration = Field(
+        "60s",
+        validate_default=True,
+        ge=0,
+        description="How long a problem (the feed failing, a sink unreachable) must last "
+        "before `/readyz` answers 503: throttling or a broker's restart is not an outage. A "
+        "stopped route or a failing offset store is unready at once.",
     )
 
     @field_validator("listen")
@@ -147,6 +156,25 @@ def _split_host_port(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class LogsConfig(StrictModel):
+    """What the bridge logs on its own, at INFO, beyond the errors."""
+
+    progress_interval: Duration = Field(
+        "30s",
+        validate_default=True,
+        gt=0,
+        description="While a route is behind, how often a progress line (position, lag, "
+        "entries/s, ETA) is logged; not when stderr is a terminal, which shows a live line.",
+    )
+    summary_interval: Duration = Field(
+        "30s",
+        validate_default=True,
+        gt=0,
+        description="Repeated warnings (a dead letter, a retry, a library's reconnect) are "
+        "logged once, then counted: one `N more ... in the last <interval>` line per interval.",
+    )
+
+
 class BridgeConfig(StrictModel):
     """The whole config file."""
 
@@ -158,7 +186,10 @@ class BridgeConfig(StrictModel):
         description="The routes: one sink each, with its own cursor, filter and retries."
     )
     http: HttpConfig | None = Field(
-        None, description="Metrics and health listener; off when absent."
+        None, description="Metrics, health and status-page listener; off when absent."
+    )
+    logs: LogsConfig = Field(
+        default_factory=LogsConfig, description="Progress lines and the aggregation of warnings."
     )
     ha: HaConfig | None = Field(
         None,
@@ -201,4 +232,25 @@ class BridgeConfig(StrictModel):
                 message = f"duplicate sink name {sink.name!r} (also sinks[{first[sink.name]}])"
                 raise error_at(index, "name", message=message)
             first[sink.name] = index
+        _one_writer_per_file(sinks)
         return sinks
+
+
+def _one_writer_per_file(sinks: list[Any]) -> None:
+    """Two file sinks (or dead-letter targets) appending to one file would interleave their
+    lines, and each would rotate and reopen the other's file: refused."""
+    writers: dict[Path, str] = {}
+    for index, sink in enumerate(sinks):
+        targets = [((index, "path"), sink), ((index, "dead_letter", "path"), sink.dead_letter)]
+        for at, target in targets:
+            if target is None or target.type != "file":
+                continue
+            key = Path(os.path.abspath(target.path))
+            where = f"sinks[{index}]." + ".".join(str(part) for part in at[1:])
+            if key in writers:
+                message = (
+                    f"{target.path} is also written by {writers[key]}: "
+                    "each file sink needs a file of its own"
+                )
+                raise error_at(*at, message=message)
+            writers[key] = where

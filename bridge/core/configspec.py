@@ -31,6 +31,7 @@ from pydantic import (
     Discriminator,
     Field,
     SecretStr,
+    StringConstraints,
     Tag,
     model_validator,
 )
@@ -220,7 +221,14 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+DurationText = Annotated[
+    str, StringConstraints(pattern=r"^\s*(\d+(\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+]
+"""A duration as written in the config file (in the JSON Schema of `dicom-bridge schema`)."""
+
+Duration = Annotated[
+    float, BeforeValidator(parse_duration, json_schema_input_type=float | DurationText)
+]
 """Seconds, written `250ms`, `5s`, `2m`, `1h` or as a bare number of seconds."""
 
 

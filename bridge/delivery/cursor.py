@@ -195,10 +195,26 @@ class Cursor:
         try:
             return stored, self.reader.decode(stored.position)
         except (ValueError, KeyError, TypeError) as exc:
-            raise RouteFailed(
-                f"sink {self.sink}: the stored cursor {stored.position!r} does not fit this "
-                f"feed's api_version ({exc}); {_RESOLVE}"
-            ) from None
+            raise RouteFailed(self._unfit(stored, exc)) from None
+
+    def _unfit(self, stored: StoredOffset, exc: BaseException) -> str:
+        """Why a stored cursor cannot be read, in one line: most often `feed.api_version`
+        changed since it was written (v1 cursors are a sequence, v2 ones a JSON object)."""
+        text = stored.position.strip()
+        written = "v2" if text.startswith("{") else "v1" if text.isdigit() else None
+        current = "v1" if self.reader.initial == 0 else "v2"
+        if written is not None and written != current:
+            at = f" --sequence {stored.sequence}" if stored.sequence is not None else ""
+            return (
+                f"sink {self.sink}: its cursor was stored with api_version {written}, "
+                f"feed.api_version is {current} now: set feed.api_version back to {written}, "
+                f"or move the cursor to the same entry for {current} with `dicom-bridge "
+                f"offsets set --sink {self.sink}{at or ' --sequence N'}`"
+            )
+        return (
+            f"sink {self.sink}: the stored cursor {stored.position!r} cannot be read "
+            f"({exc}); {_RESOLVE}"
+        )
 
     async def resolve(self, stored: StoredOffset | None, position: Any) -> Any:
         """Where the route starts: its stored cursor once the feed is known to still hold

@@ -99,6 +99,7 @@ class FeedClient:
         self.max_page_bytes = max_page_bytes
         self.responses: dict[str, int] = {}  # by status code, or error/timeout/invalid/oversize
         self.last_error: str | None = None  # None while the feed answers
+        self.last_success: float | None = None  # Unix time of the last answer taken
         self.pages = 0
         self._on_request = on_request
         # One request at a time, `max_requests_per_second` of them: no burst. The fetcher
@@ -365,7 +366,7 @@ class FeedClient:
                         status, problem = "invalid", f"not a change-feed answer: {exc}"
                     else:
                         self._count(status, started)
-                        self.last_error = None
+                        self.last_error, self.last_success = None, time.time()
                         return result
                 elif answer.status in TRANSIENT_STATUSES or answer.status >= 500:
                     problem = f"{answer.status} {_excerpt(answer)}"

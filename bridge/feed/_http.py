@@ -32,6 +32,8 @@ import orjson
 from aiolimiter import AsyncLimiter
 
 from bridge import __version__
+from bridge.core.blockingio import os_reason
+from bridge.feed._errors import FeedError
 from bridge.helper import (
     ACCEPT_ENCODING,
     ERROR_BODY_BYTES,
@@ -169,11 +171,19 @@ class HelperFetcher:
     async def _running(self) -> _Helper:
         async with self._starting:
             if self._helper is None or not self._helper.alive:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bridge.helper",
-                    str(self.max_connections), str(self.timeout), str(self.max_bytes),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                )  # fmt: skip
+                try:
+                    process = await asyncio.create_subprocess_exec(
+                        sys.executable, "-m", "bridge.helper",
+                        str(self.max_connections), str(self.timeout), str(self.max_bytes),
+                        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    )  # fmt: skip
+                except OSError as exc:
+                    raise FeedError(
+                        f"cannot start the HTTP helper process ({sys.executable} -m "
+                        f"bridge.helper): {os_reason(exc, sys.executable)}; set "
+                        "`feed.http_helper: false` to make the feed's requests in the "
+                        "bridge's own process"
+                    ) from None
                 self._helper = _Helper(process, max(self.max_bytes, ERROR_BODY_BYTES))
             return self._helper
 

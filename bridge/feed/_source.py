@@ -62,6 +62,11 @@ class FeedSource:
         return self._latest[1] if self._latest is not None else None
 
     @property
+    def latest_known(self) -> bool:
+        """Whether the feed told its latest entry once (`latest_seen` None: an empty feed)."""
+        return self._latest is not None
+
+    @property
     def api_version(self) -> str:
         return self.client.api_version
 

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bridge.config import BridgeConfig
+from bridge.core.blockingio import os_reason
+from bridge.offsets._store import OffsetStoreError
 
 #: Attempts at locking the file while something keeps replacing it.
 _ATTEMPTS = 10
@@ -52,7 +54,15 @@ def state_lock(config: BridgeConfig, doing: str) -> Iterator[None]:
     refusal = (
         f"cannot {doing}: another dicom-bridge uses this state ({path} is locked); stop it first"
     )
-    with _state_socket(path, refusal), _locked_file(path, refusal):
+    with contextlib.ExitStack() as held:
+        try:  # taking the lock; errors of the work done under it go through unchanged
+            held.enter_context(_state_socket(path, refusal))
+            held.enter_context(_locked_file(path, refusal))
+        except OSError as exc:
+            raise OffsetStoreError(
+                f"offsets.path {path.with_suffix('')}: cannot create its lock file: "
+                f"{os_reason(exc, path)}"
+            ) from None
         yield
 
 

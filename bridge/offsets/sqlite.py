@@ -179,7 +179,7 @@ def _open(path: Path) -> tuple[sqlite3.Connection, tuple[int, int]]:
             _create(path)
         problem = _unusable(path)
         if problem:
-            raise OffsetStoreError(f"offset store {path}: {problem}")
+            raise OffsetStoreError(f"offsets.path {path}: {problem}")
         db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         try:
             _prepare(db, path)
@@ -188,9 +188,9 @@ def _open(path: Path) -> tuple[sqlite3.Connection, tuple[int, int]]:
             db.close()
             raise
     except OSError as exc:
-        raise OffsetStoreError(f"offset store {path}: {os_reason(exc, path)}") from None
+        raise OffsetStoreError(f"offsets.path {path}: {os_reason(exc, path)}") from None
     except sqlite3.Error as exc:
-        raise OffsetStoreError(f"offset store {path}: {_cause(exc, path)}") from None
+        raise OffsetStoreError(f"offsets.path {path}: {_cause(exc, path)}") from None
     return db, (found.st_dev, found.st_ino)
 
 

@@ -2,6 +2,7 @@
 `replay`, `dlq show|redrive`. Each builds the parts it needs from the config
 (`bridge.runtime.wiring`) for one task and answers promptly."""
 
+from bridge.ops._probe import OutOfRange
 from bridge.ops.check import Probe, check
 from bridge.ops.dlq import Record, RedriveResult, dead_letter_path, read_records, redrive
 from bridge.ops.offsets import (
@@ -17,6 +18,7 @@ from bridge.ops.transfer import export_offsets, import_offsets, parse_export
 
 __all__ = [
     "CursorRow",
+    "OutOfRange",
     "Probe",
     "Record",
     "RedriveResult",

@@ -7,3 +7,8 @@ PROBE_TIMEOUT = 15.0
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+class OutOfRange(ValueError):
+    """A sequence given on the command line that the feed does not hold (yet): a usage
+    error, the message says what to do instead."""

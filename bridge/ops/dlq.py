@@ -10,9 +10,12 @@ parsed stay where they are.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,9 +106,14 @@ class RedriveResult:
     delivered: int
     remaining: int
     unreadable: int
+    deadline_passed: bool = False
+    untried: int = 0  # records not sent before the deadline passed
 
 
-async def redrive(config: BridgeConfig, sink: str, timeout: float = 60.0) -> RedriveResult:
+async def redrive(config: BridgeConfig, sink: str, deadline: float = 600.0) -> RedriveResult:
+    """Send the dead-lettered events again, at the speed of a route: batches of
+    `batch_size`, up to `max_in_flight` at once (one study never in two batches at once),
+    retried by the route's policy; stops starting sends once `deadline` seconds passed."""
     path = dead_letter_path(config, sink)
     records = read_records(path)
     sink_config = config.route(sink)
@@ -116,20 +124,25 @@ async def redrive(config: BridgeConfig, sink: str, timeout: float = 60.0) -> Red
         if entry is not None and not entry.poison:
             pending.append((record, formatter.event(entry)))
     unreadable = len(records) - len(pending)
-    delivered = await _send(sink_config, pending, timeout)
+    delivered, untried, passed = await _send(sink_config, pending, deadline)
     kept = [record for record in records if id(record) not in delivered]
     _rewrite(path, records, kept)
-    return RedriveResult(len(delivered), len(kept), unreadable)
+    # Passed and it mattered: sends not started, or retries cut short by it.
+    passed = passed and len(kept) > unreadable
+    return RedriveResult(len(delivered), len(kept), unreadable, passed, untried)
 
 
 async def _send(
-    sink_config: SinkConfig, pending: list[tuple[Record, Event]], timeout: float
-) -> set[int]:
-    """Send in batches with the route's retry policy (a `Sender`) until every event is
-    delivered or permanently refused, or `timeout` passes (checked between sends: a send
-    under way is never cut); returns the ids of the records delivered."""
-    handled: set[int] = set()
+    sink_config: SinkConfig, pending: list[tuple[Record, Event]], deadline: float
+) -> tuple[set[int], int, bool]:
+    """Send in lanes (by study, so a study's events keep their order), each in batches with
+    the route's retry policy (a `Sender`), until every event is delivered or permanently
+    refused, or `deadline` passes (checked between sends: a send under way is never cut);
+    returns the ids of the records delivered, how many were never tried and whether the
+    deadline passed."""
     refused: set[int] = set()  # their records stay in the file
+    delivered: set[int] = set()
+    untried = 0
 
     async def keep(event: Event, reason: str) -> None:
         refused.add(id(event))
@@ -137,15 +150,19 @@ async def _send(
     sink = create_sink(sink_config)
     backoff = Backoff(sink_config.retry.initial, sink_config.retry.max)
     log = logging.LoggerAdapter(logging.getLogger("bridge.dlq"), {"sink": sink_config.name})
-    deadline = time.monotonic() + timeout
-    await sink.open()
-    try:
-        for start in range(0, len(pending), sink_config.batch_size):
-            remaining = deadline - time.monotonic()
+    ends = time.monotonic() + deadline
+    lanes: list[list[tuple[Record, Event]]] = [[] for _ in range(sink_config.max_in_flight)]
+    for item in pending:
+        lanes[zlib.crc32(item[1].key.encode()) % len(lanes)].append(item)
+
+    async def drive(lane: list[tuple[Record, Event]]) -> None:
+        nonlocal untried
+        for start in range(0, len(lane), sink_config.batch_size):
+            remaining = ends - time.monotonic()
             if remaining <= 0:
-                break
-            batch = pending[start : start + sink_config.batch_size]
-            events = [event for _, event in batch]
+                untried += len(lane) - start
+                return
+            batch = lane[start : start + sink_config.batch_size]
             sender = Sender(
                 sink,
                 backoff=backoff,
@@ -154,12 +171,25 @@ async def _send(
                 stats=RouteStats(),
                 log=log,
             )
-            delivered: set[int] = set()  # indexes in `batch`
-            await sender.deliver(events, delivered.add)
-            handled.update(start + index for index in delivered)
+            await sender.deliver(
+                [event for _, event in batch], functools.partial(_note, delivered, refused, batch)
+            )
+
+    await sink.open()
+    try:
+        await asyncio.gather(*(drive(lane) for lane in lanes if lane))
     finally:
         await sink.close()
-    return {id(pending[index][0]) for index in handled if id(pending[index][1]) not in refused}
+    return delivered, untried, time.monotonic() >= ends
+
+
+def _note(
+    delivered: set[int], refused: set[int], batch: list[tuple[Record, Event]], index: int
+) -> None:
+    """The event at `index` of `batch` handled: delivered unless refused (given up on)."""
+    record, event = batch[index]
+    if id(event) not in refused:
+        delivered.add(id(record))
 
 
 def _rewrite(path: Path, records: list[Record], kept: list[Record]) -> None:

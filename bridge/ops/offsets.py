@@ -18,7 +18,7 @@ from bridge.config import BridgeConfig
 from bridge.delivery.cursor import adopt_legacy_cursors, fingerprint_of
 from bridge.feed import FeedError, SequenceReader, TimeWindowReader
 from bridge.offsets import Fingerprint, LeaseState, LeaseStore, OffsetStore, open_store
-from bridge.ops._probe import PROBE_TIMEOUT, one_line
+from bridge.ops._probe import PROBE_TIMEOUT, OutOfRange, one_line
 from bridge.runtime.wiring import feed_client, feed_lookup
 
 
@@ -95,11 +95,20 @@ def as_dicts(rows: list[CursorRow]) -> list[dict[str, Any]]:
     return [asdict(row) for row in rows]
 
 
-async def set_offset(config: BridgeConfig, sink: str, sequence: int) -> str:
-    """Move a cursor so that the next entry delivered is the first after `sequence`."""
+async def set_offset(config: BridgeConfig, sink: str, sequence: int, *, force: bool = False) -> str:
+    """Move a cursor so that the next entry delivered is the first after `sequence`;
+    refused past the feed's latest entry unless `force`."""
     config.route(sink)  # raises naming the routes there are
     if sequence < 0:
         raise ValueError("--sequence must be >= 0")
+    if sequence > 0 and not force:
+        latest = await _latest_known(config)
+        if latest is not None and sequence > latest:
+            raise OutOfRange(
+                f"--sequence {sequence} is past the feed's latest sequence {latest}: the route "
+                "would skip entries not written yet, and at its next start take the feed for "
+                "reset; pass --force to set it anyway"
+            )
     position, fingerprint, note = await _position_after(config, sequence)
     async with _cursors(config) as store:
         if position is None:  # v2, the beginning
@@ -136,6 +145,18 @@ async def _position_after(
     return sequence, fingerprint_of(entry), ""
 
 
+async def _latest_known(config: BridgeConfig) -> int | None:
+    """The feed's latest sequence, None when the feed does not answer."""
+    client = feed_client(config.feed)
+    try:
+        entry = await asyncio.wait_for(client.probe(), PROBE_TIMEOUT)
+    except (FeedError, TimeoutError):
+        return None
+    finally:
+        await client.close()
+    return entry.sequence or 0 if entry is not None else 0
+
+
 def _reader(config: BridgeConfig) -> Any:
     return TimeWindowReader if config.feed.api_version == "v2" else SequenceReader
 
@@ -149,7 +170,7 @@ async def reset_offset(config: BridgeConfig, sink: str, *, to_latest: bool) -> s
             latest = await asyncio.wait_for(client.probe(), PROBE_TIMEOUT)
         finally:
             await client.close()
-        return await set_offset(config, sink, latest.sequence or 0 if latest else 0)
+        return await set_offset(config, sink, latest.sequence or 0 if latest else 0, force=True)
     async with _cursors(config) as store:
         await store.delete(config.feed.key, sink)
     return f"sink {sink}: cursor reset to the beginning of the feed"

@@ -17,6 +17,7 @@ from bridge.config import BridgeConfig
 from bridge.delivery.route import Route
 from bridge.feed import FeedSource, Page, SequenceReader
 from bridge.offsets.memory import MemoryOffsetStore
+from bridge.ops._probe import OutOfRange
 from bridge.runtime.progress import Progress
 from bridge.runtime.wiring import build_route, feed_client
 
@@ -61,9 +62,20 @@ async def replay(
     source = FeedSource(
         feed_client(v1, helper=True), page_size=100, include_metadata=config.feed.include_metadata
     )
-    if last is None:
-        latest = await source.client.probe()
-        last = latest.sequence or 0 if latest is not None else 0
+    try:
+        newest = await source.client.probe()
+    except BaseException:
+        await source.close()
+        raise
+    latest = newest.sequence or 0 if newest is not None else 0
+    if first > latest:
+        await source.close()
+        raise OutOfRange(
+            f"--from {first} is past the feed's latest sequence {latest}: nothing to replay. "
+            "replay re-delivers entries the feed already holds; entries written later reach "
+            f"the sink through `run` (to re-deliver the newest, use --from <= {latest})"
+        )
+    last = latest if last is None else min(last, latest)
     changed = asyncio.Event()
     reader = SequenceReader(source, prefetch=v1.prefetch, poll_interval=v1.poll_interval)
     route = build_route(

@@ -8,14 +8,16 @@ import asyncio
 import contextlib
 import gc
 import signal
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from bridge.config import BridgeConfig
 from bridge.delivery.route import Route
-from bridge.runtime.logs import report
+from bridge.runtime.logs import repeats, report
 from bridge.runtime.pipeline import Pipeline
 from bridge.runtime.progress import Progress, sequence_of
+from bridge.runtime.reporting import Reporter, log_exit
 
 T = TypeVar("T")
 
@@ -56,6 +58,7 @@ async def run_pipeline(
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
 
+    started = time.monotonic()
     pipeline = Pipeline(config)
     pipeline.install_signal_handlers()
     if stop_requested:
@@ -63,13 +66,30 @@ async def run_pipeline(
     display = None
     if progress and Progress.wanted():
         display = asyncio.create_task(Progress(pipeline.routes).run())
+    aggregation = repeats()
+    aggregation.interval = config.logs.summary_interval
+    reporter = Reporter(
+        pipeline.source,
+        pipeline.routes,
+        progress_interval=config.logs.progress_interval,
+        progress_lines=display is None,
+        # Readiness times a problem from the first look at it: look every tick.
+        on_tick=[aggregation.flush, *([pipeline.readiness] if pipeline.readiness else [])],
+    )
+    reporting = asyncio.create_task(reporter.run())
     try:
         return await pipeline.run(exit_when_caught_up=exit_when_caught_up, deadline=deadline)
     finally:
-        if display is not None:
-            display.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await display
+        for task in (display, reporting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        reporter.check()  # the last catch-up, before the summary
+        aggregation.flush(final=True)
+        if any(route.committed_position is not None for route in pipeline.routes):
+            log_exit(pipeline.source, pipeline.routes, time.monotonic() - started)
+        # else it did not start (the state locked, the address taken): its error says so
         for route in pipeline.routes:
             if route.failure:
                 report(f"sink {route.name} stopped: {route.failure}")

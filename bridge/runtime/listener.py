@@ -1,9 +1,12 @@
 """The metrics and health listener (`http.listen`; off when absent, loopback by default).
 
 - `/metrics`: Prometheus text exposition.
-- `/healthz`: 200 while the process runs (liveness).
-- `/readyz`: 200 when the feed answers, the offset store writes and every sink is connected;
-  503 otherwise, with a JSON body naming what is not ready (readiness; Docker HEALTHCHECK).
+- `/healthz`: 200 while the process runs (liveness; the Docker HEALTHCHECK).
+- `/` and `/status.json`: the status page and what it shows (`bridge.runtime.status`), when
+  given as `pages`.
+- `/readyz`: 503 with a JSON body naming what is not ready while `readiness` names a
+  problem (`bridge.runtime.telemetry.Readiness`: those that lasted `http.unready_after`),
+  else 200 (readiness).
 
 HTTP/1.1 with h11 on asyncio streams, inside the bridge's event loop, bounded whatever a
 client sends: a header block over `MAX_HEADER_BYTES` is answered 431 and the connection
@@ -16,7 +19,7 @@ read: a request carrying one gets its answer, then the connection is closed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -30,11 +33,17 @@ READ_BYTES = 4096  # a header block passes MAX_HEADER_BYTES by one read at most
 
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
+_PAGE_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 class Listener:
-    """Serves what `metrics` (the exposition) and `readiness` (the problems keeping the
-    bridge from being ready, by component) return when asked: it knows nothing else."""
+    """Serves what `metrics` (the exposition), `readiness` (the problems keeping the
+    bridge from being ready, by component) and `pages` (by path: body and content type)
+    return when asked: it knows nothing else."""
 
     def __init__(
         self,
@@ -42,10 +51,12 @@ class Listener:
         readiness: Callable[[], dict[str, str]],
         host: str,
         port: int,
+        pages: Mapping[str, Callable[[], tuple[bytes, str]]] | None = None,
         *,
         details: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._metrics = metrics
+        self._pages = {path.encode(): page for path, page in (pages or {}).items()}
         self._details = details
         self._readiness = readiness
         self.host, self._port = host, port
@@ -144,7 +155,11 @@ class Listener:
                 answer.update(self._details())  # under `ha:`, the replica's role
             body = orjson.dumps(answer)
             return 503 if problems else 200, body, _JSON
-        return 404, b"not found: try /metrics, /healthz or /readyz", _TEXT
+        page = self._pages.get(path)
+        if page is not None:
+            return 200, *page()
+        known = b", ".join([b"/metrics", b"/healthz", b"/readyz", *self._pages])
+        return 404, b"not found: try " + known, _TEXT
 
 
 async def _next_request(
@@ -172,7 +187,10 @@ def _response(
     headers = [
         ("content-type", content_type),
         ("content-length", str(len(body) if length is None else length)),
+        ("x-content-type-options", "nosniff"),
     ]
+    if content_type.startswith("text/html"):  # the status page: its own inline code only
+        headers.append(("content-security-policy", _PAGE_POLICY))
     if not keep_alive:
         headers.append(("connection", "close"))
     reason = HTTPStatus(status).phrase.encode()

@@ -22,7 +22,9 @@ from bridge.feed import FeedError, FeedSource
 from bridge.offsets import LeaseLost, OffsetStore, open_store
 from bridge.runtime.leader import Replica
 from bridge.runtime.listener import Listener
-from bridge.runtime.telemetry import Telemetry, readiness
+from bridge.runtime.reporting import log_start
+from bridge.runtime.status import JSON_TYPE, PAGE_TYPE, StatusBoard, page
+from bridge.runtime.telemetry import Readiness, Telemetry
 from bridge.runtime.wiring import build_route, feed_client, feed_lookup, feed_reader
 from sinks import SinkConfig
 
@@ -61,20 +63,37 @@ class Pipeline:
         else:
             self.routes = [self._route(sink_config, self.store) for sink_config in config.sinks]
         self.listener: Listener | None = None
+        self.readiness: Readiness | None = None
+        self.status: StatusBoard | None = None
         if self.telemetry is not None and config.http is not None:  # both or neither
             self.telemetry.watch(self.source, self.routes)
             if self.replica is not None:
                 self.telemetry.registry.register(self.replica)
+            self.readiness = Readiness(self.source, self.routes, config.http.unready_after)
+            self.status = status = StatusBoard(
+                self.source,
+                self.routes,
+                url=config.feed.url,
+                api_version=config.feed.api_version,
+                sink_types={sink.name: sink.type for sink in config.sinks},
+            )
+            if self.replica is not None:
+                status.role = self.replica.role
             self.listener = Listener(
                 self.telemetry.exposition,
                 self._readiness,
                 config.http.host,
                 config.http.port,
+                pages={
+                    "/": lambda: (page(), PAGE_TYPE),
+                    "/status.json": lambda: (status.json(), JSON_TYPE),
+                },
                 details=self.replica.details if self.replica else None,
             )
 
     def _readiness(self) -> dict[str, str]:
-        problems = readiness(self.source, self.routes)
+        assert self.readiness is not None  # with the listener
+        problems = self.readiness()
         if self.replica is not None and self.replica.problem:
             problems.setdefault("offsets", scrub(self.replica.problem))
         return problems
@@ -107,10 +126,15 @@ class Pipeline:
         when a signal stopped a run that was to catch up before it did, 128 + its number."""
         listener, http = self.listener, self.config.http
         serving: asyncio.Task[None] | None = None
+        # The feed's latest entry, asked at once: lag is known before the first page.
+        reading = asyncio.create_task(self._read_latest())
+        sampling: asyncio.Task[None] | None = None
         try:
             if listener is not None and http is not None:
                 serving = asyncio.create_task(listener.serve())
                 await self._listening(listener, serving, http.listen)
+            if self.status is not None:
+                sampling = asyncio.create_task(self.status.run())
             if self.replica is None:
                 await self._deliver(self.store, exit_when_caught_up, deadline)
             else:
@@ -123,6 +147,11 @@ class Pipeline:
                     warming.cancel()
             self.behind = [route for route in self.routes if not route.caught_up]
         finally:
+            reading.cancel()
+            if sampling is not None:
+                sampling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampling
             await self._shutdown()
             if listener is not None and serving is not None:
                 listener.stop()
@@ -138,6 +167,8 @@ class Pipeline:
     ) -> None:
         """Start the routes and wait until they are done (see `_done`)."""
         await adopt_legacy_cursors(store, self.config.feed)
+        stored = {r.name: await store.load(self.feed_key, r.name) for r in self.routes}
+        log_start(self.config, stored)
         for route in self.routes:
             try:
                 await route.start()
@@ -167,6 +198,7 @@ class Pipeline:
         assert self.replica is not None
         store = self.replica.fenced()
         self.routes[:] = [self._route(sink_config, store) for sink_config in self.config.sinks]
+        self._show_role()
         await self._deliver(store, exit_when_caught_up, deadline)
         lost = [route for route in self.routes if isinstance(route.fatal, LeaseLost)]
         if not self.replica.ended() and not lost:
@@ -177,7 +209,12 @@ class Pipeline:
             route.stop_intake()
         await asyncio.gather(*(route.close() for route in self.routes))  # commits refused
         self.routes.clear()
+        self._show_role()
         return not self._stopping
+
+    def _show_role(self) -> None:
+        if self.status is not None and self.replica is not None:
+            self.status.role = self.replica.role
 
     async def _listening(
         self, listener: Listener, serving: asyncio.Task[None], listen: str
@@ -188,7 +225,13 @@ class Pipeline:
                 serving.result()  # raises the bind error
                 raise OSError(f"cannot listen on {listen}")
             await asyncio.sleep(0.01)
-        log.info("metrics and health on http://%s/metrics, /healthz, /readyz", listen)
+        log.info(
+            "status page on http://%s/ (metrics and health: /metrics, /healthz, /readyz)", listen
+        )
+
+    async def _read_latest(self) -> None:
+        with contextlib.suppress(Exception):  # a route reading the feed reports its errors
+            await self.source.latest()
 
     def _done(self, exit_when_caught_up: bool) -> bool:
         if self._stopping or any(route.fatal for route in self.routes):

@@ -9,6 +9,7 @@ counters, base units (seconds).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -22,8 +23,9 @@ from bridge.runtime.views import (
     FeedView,
     RouteView,
     committed_sequence,
-    feed_latest,
-    lag_entries,
+    feed_up,
+    known_lag,
+    known_latest,
     lag_seconds,
 )
 
@@ -64,19 +66,52 @@ class Telemetry:
 
 def readiness(feed: FeedView, routes: Sequence[RouteView]) -> dict[str, str]:
     """What keeps the bridge from being ready, by component (empty when ready)."""
-    problems: dict[str, str] = {}
+    return {component: problem for component, (problem, _) in _problems(feed, routes).items()}
+
+
+def _problems(feed: FeedView, routes: Sequence[RouteView]) -> dict[str, tuple[str, bool]]:
+    """Each problem, and whether it is lasting by nature (a stopped route, the store)."""
+    problems: dict[str, tuple[str, bool]] = {}
     if feed.client.last_error:
-        problems["feed"] = feed.client.last_error
+        problems["feed"] = (feed.client.last_error, False)
     for route in routes:
         if route.fatal is not None:
-            problems["offsets"] = str(route.fatal)
+            problems["offsets"] = (str(route.fatal), True)
         if route.failure:
-            problems[f"sink {route.name}"] = f"stopped: {route.failure}"
+            problems[f"sink {route.name}"] = (f"stopped: {route.failure}", True)
         elif not route.connected or route.unreachable:
-            problems[f"sink {route.name}"] = (
-                route.unreachable or route.last_error or "not connected yet"
-            )
-    return {component: scrub(problem) for component, problem in problems.items()}
+            problem = route.unreachable or route.last_error or "not connected yet"
+            problems[f"sink {route.name}"] = (problem, False)
+    return {component: (scrub(problem), final) for component, (problem, final) in problems.items()}
+
+
+class Readiness:
+    """`/readyz`'s problems: those that lasted `unready_after` seconds (throttling, a
+    broker restarting or a sink opening is not an outage), and at once a stopped route or
+    a failing offset store. A problem is timed from the first `__call__` (a probe, or the
+    reporter's tick) that saw it; it starts over once a call sees it gone."""
+
+    def __init__(
+        self,
+        feed: FeedView,
+        routes: Sequence[RouteView],
+        unready_after: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.feed, self.routes = feed, routes
+        self.unready_after = unready_after
+        self._clock = clock
+        self._since: dict[str, float] = {}
+
+    def __call__(self) -> dict[str, str]:
+        now = self._clock()
+        problems = _problems(self.feed, self.routes)
+        self._since = {name: self._since.get(name, now) for name in problems}
+        return {
+            name: problem
+            for name, (problem, final) in problems.items()
+            if final or now - self._since[name] >= self.unready_after
+        }
 
 
 class _Collector:
@@ -86,10 +121,12 @@ class _Collector:
 
     def collect(self) -> Iterator[Metric]:
         client = self.feed.client
-        latest = feed_latest(self.feed)
+        latest = known_latest(self.feed)
 
         yield _gauge("dicom_bridge_up", "1 while the bridge runs.", value=1)
-        info = GaugeMetricFamily("dicom_bridge_build", "Build information.", labels=["version"])
+        info = GaugeMetricFamily(
+            "dicom_bridge_build_info", "Build information.", labels=["version"]
+        )
         info.add_metric([__version__], 1)
         yield info
 
@@ -106,10 +143,25 @@ class _Collector:
             "dicom_bridge_feed_pages", "Change-feed pages read.", value=client.pages
         )
         yield _gauge(
-            "dicom_bridge_feed_latest_sequence",
-            "The feed's latest sequence as last seen.",
-            value=latest,
+            "dicom_bridge_feed_up",
+            "1 while the change feed answers (its last request did), 0 before the first "
+            "answer and while it fails.",
+            value=int(feed_up(self.feed)),
         )
+        # Absent rather than a misleading 0 until the feed answered once: an alert on lag
+        # must not read "no lag" for a feed never read (`dicom_bridge_feed_up` says why).
+        if client.last_success is not None:
+            yield _gauge(
+                "dicom_bridge_feed_last_success_timestamp_seconds",
+                "Unix time of the last change-feed request answered.",
+                value=client.last_success,
+            )
+        if latest is not None:
+            yield _gauge(
+                "dicom_bridge_feed_latest_sequence",
+                "The feed's latest sequence as last seen (absent until the feed answered).",
+                value=latest,
+            )
 
         routes = self.routes
         yield from _per_sink(
@@ -144,19 +196,22 @@ class _Collector:
                 failed.add_metric([route.name, kind], count)
         yield failed
 
+        started = [route for route in routes if route.committed_position is not None]
         yield from _per_sink(
-            routes,
+            started,
             GaugeMetricFamily,
             "dicom_bridge_committed_sequence",
-            "Sequence of the route's committed cursor.",
+            "Sequence of the route's committed cursor (from the store at start).",
             committed_sequence,
         )
+        lags = {route.name: known_lag(route, latest) for route in started}
         yield from _per_sink(
-            routes,
+            [route for route in started if lags[route.name] is not None],
             GaugeMetricFamily,
             "dicom_bridge_lag_entries",
-            "Feed latest sequence minus the committed cursor's sequence.",
-            lambda r: lag_entries(r, latest),
+            "Feed latest sequence minus the committed cursor's sequence (absent until both "
+            "are known).",
+            lambda r: lags[r.name] or 0,
         )
         now = now_ticks()
         yield from _per_sink(

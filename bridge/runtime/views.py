@@ -24,6 +24,8 @@ class FeedClientView(Protocol):
     def pages(self) -> int: ...
     @property
     def last_error(self) -> str | None: ...
+    @property
+    def last_success(self) -> float | None: ...
 
 
 class FeedView(Protocol):
@@ -33,6 +35,8 @@ class FeedView(Protocol):
     def client(self) -> FeedClientView: ...
     @property
     def latest_seen(self) -> Entry | None: ...
+    @property
+    def latest_known(self) -> bool: ...
 
 
 class StatsView(Protocol):
@@ -68,6 +72,8 @@ class RouteView(Protocol):
     @property
     def running(self) -> bool: ...
     @property
+    def caught_up(self) -> bool: ...
+    @property
     def failure(self) -> str | None: ...
     @property
     def fatal(self) -> BaseException | None: ...
@@ -82,6 +88,31 @@ def feed_latest(feed: FeedView) -> int:
 def committed_sequence(route: RouteView) -> int:
     """The sequence of the route's committed cursor."""
     return sequence_of(route.committed_position)
+
+
+def feed_up(feed: FeedView) -> bool:
+    """The feed's last request was answered (and at least one was)."""
+    client = feed.client
+    return client.last_error is None and any(s in client.responses for s in ("200", "204"))
+
+
+def handled(route: RouteView) -> int:
+    """Entries the route is done with: delivered, filtered out or dead-lettered."""
+    stats = route.stats
+    return stats.forwarded + stats.filtered + stats.dead_lettered
+
+
+def route_state(route: RouteView) -> str:
+    """One word for what the route is doing: `failed` (stopped on an error), `starting`
+    (cursor not loaded yet), `retrying` (its sink's peer refuses or is unreachable),
+    `caught up`, or `catching up`."""
+    if not route.running:
+        return "failed"
+    if route.committed_position is None:
+        return "starting"
+    if route.unreachable or (not route.connected and route.last_error):
+        return "retrying"
+    return "caught up" if route.caught_up else "catching up"
 
 
 def lag_entries(route: RouteView, latest: int) -> int:
@@ -99,3 +130,17 @@ def lag_seconds(route: RouteView, now: int | None = None) -> float:
     except ValueError:
         return 0.0
     return max(0.0, ((now_ticks() if now is None else now) - ticks) / TICKS_PER_SECOND)
+
+
+def known_latest(feed: FeedView) -> int | None:
+    """The feed's latest sequence as last seen; None until the feed told it once (a lag
+    computed from an unknown latest would read 0 and hide a backlog)."""
+    return feed_latest(feed) if feed.latest_known else None
+
+
+def known_lag(route: RouteView, latest: int | None) -> int | None:
+    """`lag_entries` once both ends are known: the route's stored cursor (loaded at start)
+    and the feed's latest (`known_latest`); None before."""
+    if latest is None or route.committed_position is None:
+        return None
+    return lag_entries(route, latest)

@@ -41,7 +41,9 @@ def _milliseconds(text: str) -> float:
     return value
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
+def configure_parser(parser: argparse.ArgumentParser, log_level: str = "warning") -> None:
+    """The simulator's options; `log_level` is the default of `--log-level` (`dicom-bridge
+    simulate` passes `argparse.SUPPRESS`: its global `--log-level` applies)."""
     parser.description = (
         "Serve a simulated DICOM change feed (/v1.0-prerelease, /v1, /v2 + /changefeed and "
         "/changefeed/latest) with a control API under /_sim/ (see bridge/simulator/README.md)."
@@ -50,7 +52,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
     server.add_argument("--port", type=_count(0), default=8080, help="0 picks a free port")
     server.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        default=log_level,
+        type=str.lower,  # DEBUG or debug, as everywhere in dicom-bridge
+        choices=["debug", "info", "warning", "error"],
+        help="the server's log level (default warning)",
     )
 
     feed = parser.add_argument_group("feed")
@@ -128,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"simulate: error: {exc}", file=sys.stderr)
             return 2
-        serve(service, args.host, args.port, args.log_level)
+        serve(service, args.host, args.port, (args.log_level or "warning").lower())
     except Stopped:
         pass
     return 0

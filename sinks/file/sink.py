@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.core.blockingio import os_reason
+from bridge.core.blockingio import os_reason, probe_creatable
 from bridge.core.sink import SinkError
 from sinks._io import JsonLinesSink
 
@@ -133,7 +133,10 @@ class FileSink(JsonLinesSink):
             os.close(fd)
 
     def _probe(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Writable, changing nothing on disk (`check` creates no directory)."""
+        if not self.path.parent.is_dir():
+            probe_creatable(self.path)
+            return
         with tempfile.TemporaryFile(dir=self.path.parent):
             pass
         if self.path.exists():

@@ -108,6 +108,6 @@ def write(
             "auth": {"type": "bearer", "token": canaries.FEED_TOKEN.value},
         },
         offsets={"path": str(state / "offsets.db")},
-        http={"listen": f"127.0.0.1:{endpoints.metrics_port}"},
+        http={"listen": f"127.0.0.1:{endpoints.metrics_port}", "unready_after": "0s"},
         drain_timeout=f"{tuning.drain_timeout:g}s",
     )

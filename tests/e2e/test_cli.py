@@ -166,7 +166,7 @@ def test_offsets_show_set_and_reset(simulator, tmp_path, capsys):
     rows = {row["sink"]: row for row in json.loads(capsys.readouterr().out)["sinks"]}
     assert rows["audit"]["sequence"] == last and rows["archive"]["position"] is None
 
-    assert main(["offsets", "set", "-c", str(config), "--sink", "nope", "--sequence", "1"]) == 1
+    assert main(["offsets", "set", "-c", str(config), "--sink", "nope", "--sequence", "1"]) == 2
     assert "no sink named 'nope'" in capsys.readouterr().err
 
 

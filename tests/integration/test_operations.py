@@ -46,7 +46,7 @@ def two_sinks(url, tmp_path, blocked):
 feed: {{url: "{url}", poll_interval: 50ms}}
 offsets: {{path: "{tmp_path / "offsets.db"}", commit_interval: 100ms}}
 drain_timeout: 1s
-http: {{listen: "127.0.0.1:0"}}
+http: {{listen: "127.0.0.1:0", unready_after: 0s}}
 sinks:
   - {{name: healthy, type: file, path: "{tmp_path / "healthy.jsonl"}"}}
   - name: stalled
@@ -76,8 +76,9 @@ async def test_metrics_show_a_stalled_sinks_lag_growing_and_readiness_naming_it(
 
             async def healthy_caught_up():
                 text = await scrape()
-                return (
-                    metric(text, "dicom_bridge_lag_entries", "healthy") == 0
+                return (  # the lag is absent until the feed's latest is known
+                    'dicom_bridge_lag_entries{sink="healthy"}' in text
+                    and metric(text, "dicom_bridge_lag_entries", "healthy") == 0
                     and metric(text, "dicom_bridge_feed_latest_sequence") > 0
                 )
 

@@ -99,7 +99,10 @@ def echoing(tmp_path, simulator):
     ]
     feed, hooks, basic = peers
     sinks = echo_sinks(tmp_path / "out", f"{hooks.url}/hooks", f"{basic.url}/hooks")
-    top = {"feed": {"auth": FEED_AUTH, "retry": FAST_RETRY}, "http": {"listen": "127.0.0.1:0"}}
+    top = {
+        "feed": {"auth": FEED_AUTH, "retry": FAST_RETRY},
+        "http": {"listen": "127.0.0.1:0", "unready_after": "0s"},
+    }
     yield config_file(tmp_path, feed.url, sinks, **top), peers
     for peer in peers:
         peer.stop()

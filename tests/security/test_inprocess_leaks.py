@@ -46,7 +46,8 @@ async def test_metrics_and_readiness_of_refused_and_unreachable_sinks_leak_nothi
         topic="dicom.changes",
         amqp_address=nowhere,
     )
-    config = load(config_file(tmp_path, sim.url, sinks, http={"listen": "127.0.0.1:0"}))
+    http_config = {"listen": "127.0.0.1:0", "unready_after": "0s"}  # every problem named at once
+    config = load(config_file(tmp_path, sim.url, sinks, http=http_config))
     pipeline = Pipeline(config)
     running = asyncio.create_task(pipeline.run())
     answers: dict[str, str] = {}
