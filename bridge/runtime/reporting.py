@@ -154,8 +154,9 @@ class Reporter:
 
     def check(self) -> None:
         now = self._clock()
-        for route in self.routes:
-            self._changes(route, self._seen[route.name], now)
+        for route in self.routes:  # a replica's routes come with each term as leader
+            seen = self._seen.setdefault(route.name, _Seen(now, handled(route)))
+            self._changes(route, seen, now)
         if now >= self._progress_at:
             self._progress_at = now + self.progress_interval
             for route in self.routes:

@@ -73,6 +73,7 @@ class StatusBoard:
         self.role: str | None = None  # the replica role, once replicas exist
         self._clock = clock
         self._last: dict[str, tuple[float, int]] = {}
+        self._history = history
         self._rates: dict[str, deque[float]] = {r.name: deque(maxlen=history) for r in routes}
 
     def sample(self) -> None:
@@ -84,6 +85,8 @@ class StatusBoard:
             self._last[route.name] = (now, count)
             if previous is not None and now > previous[0]:
                 rate = (count - previous[1]) / (now - previous[0])
+                # (a replica's routes come with each term as leader)
+                self._rates.setdefault(route.name, deque(maxlen=self._history))
                 self._rates[route.name].append(round(rate, 1))
 
     async def run(self) -> None:

@@ -246,7 +246,7 @@ def test_a_sigtermed_leader_hands_over_at_once(engine: SharedStore, simulator, t
         )
         stopped_at = time.monotonic()
         first.process.send_signal(signal.SIGTERM)
-        assert first.process.wait(30) == 0
+        assert first.process.wait(30) == 0, first.log()
         assert replicas.wait_for_leader(15) is second
         assert time.monotonic() - stopped_at < 15  # half the TTL: released, not expired
         assert "released the lease" in first.log()
