@@ -13,6 +13,7 @@ from sinks._config import SinkConfig
 SINK_TYPES: dict[str, str] = {
     "file": "sinks.file",
     "kafka": "sinks.kafka",
+    "redis": "sinks.redis",
     "servicebus": "sinks.servicebus",
     "stdout": "sinks.stdout",
     "webhook": "sinks.webhook",
