@@ -13,6 +13,7 @@ from sinks._config import SinkConfig
 SINK_TYPES: dict[str, str] = {
     "file": "sinks.file",
     "kafka": "sinks.kafka",
+    "nats": "sinks.nats",
     "redis": "sinks.redis",
     "servicebus": "sinks.servicebus",
     "stdout": "sinks.stdout",

@@ -191,7 +191,9 @@ def kill_run(
     for _ in range(kills):
         before = len(read())
         process = start_bridge("run", "-c", str(config))
-        wait_for(lambda before=before: len(read()) > before + 200, 90, message="deliveries")
+        wait_for(
+            lambda before=before: len(read()) > before + 200, 90, interval=0.2, message="deliveries"
+        )
         time.sleep(rng.uniform(0.0, 0.5))  # the crash moment itself is what is random
         stop(process, signal.SIGKILL)
     process = start_bridge("run", "-c", str(config))

@@ -1,0 +1,103 @@
+"""Configs of the broker sinks (redis, nats, rabbitmq): what they accept, refuse and never show."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from sinks.nats.config import Config as NatsConfig
+from sinks.nats.sink import covers
+from sinks.redis.config import Config as RedisConfig
+
+SECRET = "s3cr3t-value-42"
+
+
+def redis(**fields) -> RedisConfig:
+    return RedisConfig(
+        name="r", type="redis", **{"url": "redis://h:6379/0", "stream": "s", **fields}
+    )
+
+
+def nats(**fields) -> NatsConfig:
+    return NatsConfig(
+        name="n",
+        type="nats",
+        **{"servers": "nats://h:4222", "subject": "dicom.{action}", "stream": "S", **fields},
+    )
+
+
+def test_redis_secrets_stay_out_of_repr_where_and_errors():
+    config = redis(url=f"redis://user:{SECRET}@h:6380/2", password=SECRET)
+    assert SECRET not in repr(config) and SECRET not in config.where
+    assert config.where == "redis://h:6380/2 stream s"
+    assert config.client_options()["password"] == SECRET
+    with pytest.raises(pydantic.ValidationError) as failure:
+        redis(url=f"http://user:{SECRET}@h")
+    assert SECRET not in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"url": "redis://h/db"}, "database number"),
+        ({"stream": "x.{nope}"}, "unsupported template field"),
+        ({"stream": ""}, "empty stream key"),
+        ({"maxlen": 0}, "greater than or equal to 1"),
+        ({"tls": {"verify": False}}, "rediss://"),
+    ],
+)
+def test_redis_refuses(fields, message):
+    with pytest.raises(pydantic.ValidationError, match=message):
+        redis(**fields)
+
+
+def test_rediss_options():
+    options = redis(url="rediss://h:6380/0", tls={"verify": False}).client_options()
+    assert options["ssl_cert_reqs"] == "none" and options["ssl_check_hostname"] is False
+
+
+def test_nats_stream_subjects_cover_the_template():
+    assert nats().stream_subjects == ["dicom.>"]
+    assert nats(subject="dicom.changes").stream_subjects == ["dicom.changes"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"subject": "{action}.dicom"}, "start with fixed tokens"),
+        ({"subject": "dicom.*"}, "wildcard"),
+        ({"subject": "dicom..x"}, "empty token"),
+        ({"stream": "a.b"}, "stream name"),
+        ({"servers": "http://h:4222"}, "nats:// or tls://"),
+        ({"servers": f"nats://u:{SECRET}@h:4222"}, "not the URL"),
+        ({"user": "u"}, "go together"),
+        ({"user": "u", "password": SECRET, "token": SECRET}, "one way to authenticate"),
+    ],
+)
+def test_nats_refuses(fields, message):
+    with pytest.raises(pydantic.ValidationError, match=message) as failure:
+        nats(**fields)
+    assert SECRET not in str(failure.value)
+
+
+def test_nats_secrets_stay_out_of_repr():
+    config = nats(token=SECRET)
+    assert SECRET not in repr(config) and SECRET not in config.where
+    assert config.connect_options() == {"token": SECRET}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "subject", "covered"),
+    [
+        ("dicom.>", "dicom.>", True),
+        (">", "dicom.>", True),
+        ("dicom.*", "dicom.>", False),
+        ("dicom.*", "dicom.create", True),
+        ("dicom.create", "dicom.>", False),
+        ("dicom.changes", "dicom.changes", True),
+        ("other.>", "dicom.>", False),
+        ("dicom.>", "dicom", False),
+    ],
+)
+def test_nats_stream_coverage(pattern, subject, covered):
+    assert covers(pattern, subject) is covered
