@@ -14,6 +14,7 @@ SINK_TYPES: dict[str, str] = {
     "file": "sinks.file",
     "kafka": "sinks.kafka",
     "nats": "sinks.nats",
+    "rabbitmq": "sinks.rabbitmq",
     "redis": "sinks.redis",
     "servicebus": "sinks.servicebus",
     "stdout": "sinks.stdout",

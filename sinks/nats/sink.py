@@ -13,9 +13,10 @@ order for good. A message that fails holds back the rest of its study (`Transien
 attempted); the route sends them again, and the duplicate window turns what had been stored
 into nothing (a PubAck marked duplicate), across crashes of the bridge too.
 
-nats-py reconnects on its own (without limit) and buffers what is published meanwhile; a
-PubAck not back within `timeout` is `Transient`. Refused credentials stop the route; a
-message larger than the server's max_payload or the stream's max_msg_size is `Permanent`.
+A dropped connection fails the PubAcks still awaited (`Transient`) and the next send
+connects again; a PubAck not back within `timeout` is `Transient` too. Refused credentials
+stop the route; a message larger than the server's max_payload or the stream's max_msg_size
+is `Permanent`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from nats.errors import (
     ConnectionClosedError,
     MaxPayloadError,
     NoRespondersError,
+)
+from nats.errors import (
+    Error as NatsError,
 )
 from nats.errors import (
     TimeoutError as NatsTimeoutError,
@@ -119,7 +123,12 @@ class NatsSink(BaseSink):
     async def send(self, events: Sequence[Event]) -> list[Outcome]:
         if not events:
             return []
-        js = await self._ready()
+        try:
+            js = await self._ready()
+        except SinkFatalError:
+            raise
+        except SinkError as exc:  # unreachable now: the route retries these
+            return [Transient(str(exc))] * len(events)
         outcomes: list[Outcome | None] = [None] * len(events)
         studies: dict[str, list[int]] = defaultdict(list)
         for index, event in enumerate(events):
@@ -134,8 +143,8 @@ class NatsSink(BaseSink):
     @property
     def unreachable(self) -> str | None:
         client = self._client
-        if client is not None and client.is_reconnecting:
-            return f"{self._where}: reconnecting"
+        if client is not None and client.is_closed:
+            return f"{self._where}: disconnected"
         return None
 
     async def check(self) -> str:
@@ -179,58 +188,45 @@ class NatsSink(BaseSink):
 
     async def _connect(self, timeout: float, *, quiet: bool = False) -> NATS:
         """A connected client; SinkFatalError if the server refuses the credentials,
-        SinkError if it cannot be reached within `timeout`."""
+        SinkError if it cannot be reached within `timeout`.
+
+        nats-py's own reconnecting is off: a dropped connection closes the client, whose
+        pending PubAcks fail at once (`Transient`), and the next send connects anew. (Its
+        reconnect loop cannot be told to give up on refused credentials, and cancelling
+        it mid-attempt leaks the attempt's socket.)"""
         client = NATS()
-        refused = asyncio.Event()
-        last: list[BaseException] = []
 
         async def on_error(exc: Exception) -> None:
-            last[:] = [exc]
             self._last_error = exc
-            if is_refusal(exc):
-                refused.set()
-                if not quiet and connecting.done():  # refused on a reconnect
-                    self._refused = f"{self._where}: credentials refused ({describe(exc)})"
-            elif not quiet:
+            if not quiet:
                 log.debug("nats: %s", describe(exc), extra={"sink": self.name})
 
-        connecting = asyncio.ensure_future(
-            client.connect(
-                servers=self._config.servers,
-                name=f"dicom-bridge.{self.name}",
-                error_cb=on_error,
-                connect_timeout=max(1, math.ceil(timeout)),
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                **self._config.connect_options(),
-            )
-        )
-        waiting = asyncio.ensure_future(refused.wait())
         try:
-            await asyncio.wait(
-                {connecting, waiting}, timeout=timeout, return_when="FIRST_COMPLETED"
+            await asyncio.wait_for(
+                client.connect(
+                    servers=self._config.servers,
+                    name=f"dicom-bridge.{self.name}",
+                    error_cb=on_error,
+                    connect_timeout=max(1, math.ceil(timeout)),
+                    allow_reconnect=False,
+                    **self._config.connect_options(),
+                ),
+                timeout,
             )
-        finally:
-            waiting.cancel()
-            if not connecting.done():
-                connecting.cancel()
-            await asyncio.gather(connecting, waiting, return_exceptions=True)
-        failed = None if connecting.cancelled() else connecting.exception()
-        if not connecting.cancelled() and failed is None and not refused.is_set():
-            return client
-        await _close(client)
-        if failed is not None and is_refusal(failed):
-            last[:] = [failed]
-        if last and is_refusal(last[0]):
-            reason = f"{self._where}: credentials refused ({describe(last[0])})"
-            if quiet:  # `check`: one line, the route not stopped
-                raise SinkError(reason)
-            self._refused = reason
-            raise SinkFatalError(reason)
-        error = last[0] if last else failed
-        why = describe(error) if error is not None else "timed out"
-        raise SinkError(f"{self._where}: cannot connect ({why})")
+        except Exception as exc:
+            await _close(client)
+            if is_refusal(exc):
+                reason = f"{self._where}: credentials refused ({describe(exc)})"
+                if quiet:  # `check`: one line, the route not stopped
+                    raise SinkError(reason) from None
+                self._refused = reason
+                raise SinkFatalError(reason) from None
+            why = "timed out" if isinstance(exc, asyncio.TimeoutError) else describe(exc)
+            raise SinkError(f"{self._where}: cannot connect ({why})") from None
+        except BaseException:
+            await _close(client)
+            raise
+        return client
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         stream = self._config.stream
@@ -305,7 +301,7 @@ class NatsSink(BaseSink):
             if exc.err_code in _TOO_LARGE:
                 return Permanent(f"{self._where}: {describe(exc)}")
             return Transient(f"{self._where}: {describe(exc)}")
-        except (NatsTimeoutError, ConnectionClosedError, OSError) as exc:
+        except (NatsTimeoutError, ConnectionClosedError, NatsError, OSError) as exc:
             why = describe(exc) if not isinstance(exc, NatsTimeoutError) else "no PubAck in time"
             return Transient(f"{self._where}: {why}")
         return DELIVERED

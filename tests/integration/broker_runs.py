@@ -149,6 +149,9 @@ def outage_run(
         wait_for(lambda: cursor(tmp_path) == max(expected), 30, message="the last commit")
         assert stop(bridge, signal.SIGTERM) < 30
         assert bridge.returncode == 0, (tmp_path / "bridge.log").read_text()[-2000:]
+    except AssertionError as failure:
+        tail = (tmp_path / "bridge.log").read_text()[-3000:]
+        raise AssertionError(f"{failure}\n--- the bridge's log, its end:\n{tail}") from None
     finally:
         if bridge.poll() is None:
             bridge.kill()

@@ -101,3 +101,35 @@ def test_nats_secrets_stay_out_of_repr():
 )
 def test_nats_stream_coverage(pattern, subject, covered):
     assert covers(pattern, subject) is covered
+
+
+def rabbitmq(**fields):
+    from sinks.rabbitmq.config import Config
+
+    return Config(
+        name="q", type="rabbitmq", **{"url": "amqp://u:p@h:5672/v", "exchange": "x", **fields}
+    )
+
+
+def test_rabbitmq_password_replaces_the_urls_and_stays_hidden():
+    config = rabbitmq(url=f"amqp://user:{SECRET}@h/%2F", password="n3w/p@ss")
+    assert SECRET not in repr(config) and SECRET not in config.where
+    assert config.where == "amqp://h:5672 vhost / exchange x"
+    assert config.connection_url() == "amqp://user:n3w%2Fp%40ss@h/%2F"
+    assert rabbitmq(url=f"amqp://user:{SECRET}@h/").connection_url().endswith(f"{SECRET}@h/")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"url": "http://h"}, "amqp:// or amqps://"),
+        ({"exchange": ""}, "exchange name"),
+        ({"exchange": "a b"}, "exchange name"),
+        ({"routing_key": "x.{nope}"}, "unsupported template field"),
+        ({"routing_key": "x" * 300}, "longer than 255"),
+        ({"tls": {"verify": False}}, "amqps://"),
+    ],
+)
+def test_rabbitmq_refuses(fields, message):
+    with pytest.raises(pydantic.ValidationError, match=message):
+        rabbitmq(**fields)
