@@ -35,6 +35,7 @@ from nats.errors import (
     ConnectionClosedError,
     MaxPayloadError,
     NoRespondersError,
+    NoServersError,
 )
 from nats.errors import (
     Error as NatsError,
@@ -110,7 +111,6 @@ class NatsSink(BaseSink):
         self._opening = asyncio.Lock()
         self._refused: str | None = None
         self._stream_checked = False
-        self._last_error: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"NatsSink({self.name!r}, {self._where!r})"
@@ -195,9 +195,10 @@ class NatsSink(BaseSink):
         reconnect loop cannot be told to give up on refused credentials, and cancelling
         it mid-attempt leaks the attempt's socket.)"""
         client = NATS()
+        errors: list[Exception] = []
 
         async def on_error(exc: Exception) -> None:
-            self._last_error = exc
+            errors[:] = [exc]
             if not quiet:
                 log.debug("nats: %s", describe(exc), extra={"sink": self.name})
 
@@ -209,12 +210,16 @@ class NatsSink(BaseSink):
                     error_cb=on_error,
                     connect_timeout=max(1, math.ceil(timeout)),
                     allow_reconnect=False,
+                    max_reconnect_attempts=1,  # each server tried twice, then NoServersError
+                    reconnect_time_wait=0,
                     **self._config.connect_options(),
                 ),
                 timeout,
             )
         except Exception as exc:
             await _close(client)
+            if isinstance(exc, NoServersError) and errors:
+                exc = errors[0]  # why the servers could not be used
             if is_refusal(exc):
                 reason = f"{self._where}: credentials refused ({describe(exc)})"
                 if quiet:  # `check`: one line, the route not stopped
