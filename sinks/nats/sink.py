@@ -26,7 +26,7 @@ import contextlib
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 from nats.aio.client import Client as NATS
@@ -202,20 +202,31 @@ class NatsSink(BaseSink):
             if not quiet:
                 log.debug("nats: %s", describe(exc), extra={"sink": self.name})
 
-        try:
-            await asyncio.wait_for(
-                client.connect(
-                    servers=self._config.servers,
-                    name=f"dicom-bridge.{self.name}",
-                    error_cb=on_error,
-                    connect_timeout=max(1, math.ceil(timeout)),
-                    allow_reconnect=False,
-                    max_reconnect_attempts=1,  # each server tried twice, then NoServersError
-                    reconnect_time_wait=0,
-                    **self._config.connect_options(),
-                ),
-                timeout,
+        # On a task of its own, awaited up to the deadline and its outcome taken once done:
+        # what a failed attempt ends with never reads as the cancellation of the caller.
+        connecting = asyncio.ensure_future(
+            client.connect(
+                servers=self._config.servers,
+                name=f"dicom-bridge.{self.name}",
+                error_cb=on_error,
+                connect_timeout=max(1, math.ceil(timeout)),
+                allow_reconnect=False,
+                max_reconnect_attempts=1,  # each server tried twice, then NoServersError
+                reconnect_time_wait=0,
+                **self._config.connect_options(),
             )
+        )
+        try:
+            done, _ = await asyncio.wait({connecting}, timeout=timeout)
+            if not done:
+                connecting.cancel()
+                await asyncio.gather(connecting, return_exceptions=True)
+                raise TimeoutError()
+            if connecting.cancelled():
+                raise errors[0] if errors else ConnectionError("connection cancelled")
+            failure = connecting.exception()
+            if failure is not None:
+                raise failure
         except Exception as exc:
             await _close(client)
             if isinstance(exc, NoServersError) and errors:
@@ -229,6 +240,7 @@ class NatsSink(BaseSink):
             why = "timed out" if isinstance(exc, asyncio.TimeoutError) else describe(exc)
             raise SinkError(f"{self._where}: cannot connect ({why})") from None
         except BaseException:
+            connecting.cancel()
             await _close(client)
             raise
         return client
@@ -313,15 +325,27 @@ class NatsSink(BaseSink):
 
 
 async def _close(client: NATS) -> None:
-    with contextlib.suppress(Exception):
-        await client.close()
+    """Close `client`, its socket included, within a few seconds whatever state it is in."""
+    await _settle(client.close(), 5)
     # nats-py marks a client whose first connect was refused closed without closing its
     # socket (close() then returns at once): close the transport itself.
     transport = getattr(client, "_transport", None)
     if transport is not None:
         with contextlib.suppress(Exception):
             transport.close()
-            await transport.wait_closed()
+        await _settle(transport.wait_closed(), 2)
+
+
+async def _settle(awaitable: Awaitable[object], timeout: float) -> None:
+    """Await `awaitable` on a task of its own, at most `timeout`, ignoring its outcome: the
+    streams of a failed TLS handshake end their close with a CancelledError that is not
+    the caller's."""
+    task = asyncio.ensure_future(awaitable)
+    await asyncio.wait({task}, timeout=timeout)
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()  # retrieved: never "exception was never retrieved"
 
 
 def create(config: Config, *, name: str) -> NatsSink:

@@ -31,8 +31,11 @@ def free_port() -> int:
 
 
 class NatsServer:
-    def __init__(self, workdir: Path, *, user: str, password: str) -> None:
+    def __init__(
+        self, workdir: Path, *, user: str, password: str, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.workdir = workdir
+        self.tls = tls  # (certificate, key): clients must speak TLS
         self.port = free_port()
         self.user = user
         self.password = password
@@ -41,7 +44,7 @@ class NatsServer:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
 
     def start(self) -> Self:
         self._write()
@@ -78,6 +81,11 @@ class NatsServer:
             f"listen: 127.0.0.1:{self.port}\n"
             f"jetstream {{ store_dir: {str(store)!r} }}\n"
             f"authorization {{ user: {self.user!r}, password: {self.password!r} }}\n"
+            + (
+                f"tls {{ cert_file: {str(self.tls[0])!r}, key_file: {str(self.tls[1])!r} }}\n"
+                if self.tls
+                else ""
+            )
         )
 
 
