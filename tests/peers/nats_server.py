@@ -32,9 +32,16 @@ def free_port() -> int:
 
 class NatsServer:
     def __init__(
-        self, workdir: Path, *, user: str, password: str, tls: tuple[Path, Path] | None = None
+        self,
+        workdir: Path,
+        *,
+        user: str = "",
+        password: str = "",
+        tls: tuple[Path, Path] | None = None,
+        authorization: str | None = None,
     ) -> None:
         self.workdir = workdir
+        self.authorization = authorization  # the block's body, instead of user/password
         self.tls = tls  # (certificate, key): clients must speak TLS
         self.port = free_port()
         self.user = user
@@ -80,7 +87,9 @@ class NatsServer:
         self.config.write_text(
             f"listen: 127.0.0.1:{self.port}\n"
             f"jetstream {{ store_dir: {str(store)!r} }}\n"
-            f"authorization {{ user: {self.user!r}, password: {self.password!r} }}\n"
+            "authorization { "
+            + (self.authorization or f"user: {self.user!r}, password: {self.password!r}")
+            + " }\n"
             + (
                 f"tls {{ cert_file: {str(self.tls[0])!r}, key_file: {str(self.tls[1])!r} }}\n"
                 if self.tls
