@@ -151,15 +151,21 @@ def refuses(url: str, **auth: Any) -> bool:
         async def quiet(exc: Exception) -> None:
             return None
 
+        client = nats.NATS()
         try:
-            client = await nats.connect(
+            await client.connect(
                 url, allow_reconnect=False, max_reconnect_attempts=1, error_cb=quiet, **auth
             )
         except Exception:
             result.append(True)
-            return
-        await client.close()
-        result.append(False)
+        else:
+            result.append(False)
+        finally:
+            await client.close()
+            # a refused client is closed without its socket: close that too (no leftover)
+            transport = getattr(client, "_transport", None)
+            if transport is not None:
+                transport.close()
 
     thread = threading.Thread(target=lambda: asyncio.run(attempt()), name="nats-reader")
     thread.start()
