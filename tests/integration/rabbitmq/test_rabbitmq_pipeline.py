@@ -8,11 +8,14 @@ import os
 import secrets
 from collections.abc import Iterator
 
+import aio_pika
 import pytest
 
-from bridge.core.sink import SinkFatalError
+from bridge.core.sink import DELIVERED, Permanent, SinkFatalError
+from bridge.delivery.format import Formatter
 from sinks import config_models, create_sink
 from tests.e2e.helpers import run_bridge, write_config
+from tests.factories import SOURCE, entry
 from tests.integration.broker_runs import Message, outage_run
 from tests.peers import rabbitmq
 from tests.peers.tcp_proxy import TcpProxy
@@ -81,8 +84,6 @@ async def test_an_exchange_of_another_type_stops_the_sink_in_one_line():
     exchange = f"it.{os.getpid()}.{secrets.token_hex(4)}.direct"
 
     async def direct() -> None:
-        import aio_pika
-
         async with await aio_pika.connect(rabbitmq.URL) as connection:
             channel = await connection.channel()
             await channel.declare_exchange(exchange, aio_pika.ExchangeType.DIRECT)
@@ -99,3 +100,21 @@ async def test_an_exchange_of_another_type_stops_the_sink_in_one_line():
         assert "guest:guest" not in text
     finally:
         await asyncio.to_thread(rabbitmq.delete, [exchange], [])
+
+
+@pytest.mark.parametrize("mandatory", [True, False])
+async def test_an_unroutable_message_is_permanent_when_mandatory_else_dropped(names, mandatory):
+    exchange, queue = names
+    await asyncio.to_thread(rabbitmq.delete, [], [queue])  # nothing bound: all unroutable
+    model = config_models()["rabbitmq"]
+    created = create_sink(model.model_validate(sink(exchange, mandatory=mandatory)))
+    try:
+        await created.open()
+        [outcome] = await created.send([Formatter(SOURCE).event(entry(1))])
+    finally:
+        await created.close()
+    if mandatory:
+        assert isinstance(outcome, Permanent) and "unroutable" in outcome.reason, outcome
+        assert "dicom.create" in outcome.reason
+    else:
+        assert outcome == DELIVERED
