@@ -133,3 +133,17 @@ def test_rabbitmq_password_replaces_the_urls_and_stays_hidden():
 def test_rabbitmq_refuses(fields, message):
     with pytest.raises(pydantic.ValidationError, match=message):
         rabbitmq(**fields)
+
+
+def test_password_files_are_read_and_never_shown(tmp_path):
+    secret_file = tmp_path / "password"
+    secret_file.write_text(SECRET + "\n")
+    config = redis(password_file=str(secret_file), username="bridge")
+    assert config.client_options()["password"] == SECRET
+    assert SECRET not in repr(config)
+    queue = rabbitmq(url="amqp://bridge@h/%2F", password_file=str(secret_file))
+    assert queue.connection_url() == f"amqp://bridge:{SECRET}@h/%2F"
+    stream = nats(user="bridge", password_file=str(secret_file))
+    assert stream.connect_options()["password"] == SECRET
+    with pytest.raises(pydantic.ValidationError, match="cannot read"):
+        redis(password_file=str(tmp_path / "missing"))
