@@ -2,11 +2,14 @@
 machine's redis-server and nats-server binaries with a throwaway CA's certificate): events
 delivered with the CA trusted, and an untrusted server refused in one line.
 
-RabbitMQ's amqps:// is not covered here: the machine's broker has no TLS listener, and a
-second RabbitMQ node is too heavy to start per test."""
+RabbitMQ's amqps:// goes to the machine's broker through a TLS-terminating proxy of the
+test's own: the broker has no TLS listener."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import secrets
 import shutil
 import socket
 import ssl
@@ -21,7 +24,9 @@ import redis
 from bridge.core.sink import DELIVERED, SinkError
 from sinks import config_models, create_sink
 from tests.integration.webhook.certs import Pki, make_pki
+from tests.peers import rabbitmq
 from tests.peers.nats_server import NatsServer, free_port, read_stream
+from tests.peers.tcp_proxy import TcpProxy
 from tests.sinks.harness import make_events
 
 STUDIES = ("1.2.840.1", "1.2.840.2")
@@ -143,3 +148,39 @@ async def test_nats_over_tls_delivers_with_the_ca_trusted_and_refuses_an_untrust
         assert "certificate" in str(failure.value).lower(), failure.value
     finally:
         server.stop()
+
+
+async def test_amqps_delivers_with_the_ca_trusted_and_refuses_an_untrusted_server(pki):
+    """amqps:// to the machine's RabbitMQ through a TLS-terminating proxy of the test's own
+    (the broker itself has no TLS listener)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    name = f"tls.{os.getpid()}.{secrets.token_hex(4)}"
+    await asyncio.to_thread(rabbitmq.declare, f"{name}.x", f"{name}.q", ["#"])
+    try:
+        with TcpProxy(rabbitmq.PORT, tls=context) as proxy:
+            settings = {
+                "name": "tls",
+                "type": "rabbitmq",
+                "url": f"amqps://guest:guest@127.0.0.1:{proxy.port}/",
+                "exchange": f"{name}.x",
+                "timeout": "3s",
+            }
+            sink = sink_of({**settings, "tls": {"ca_file": str(pki.ca)}})
+            events = make_events(1, 10, STUDIES)
+            try:
+                await sink.open()
+                assert await sink.send(events) == [DELIVERED] * 10
+            finally:
+                await sink.close()
+            held = await asyncio.to_thread(rabbitmq.read_queue, f"{name}.q")
+            assert [message.message_id for message in held] == [event.id for event in events]
+
+            untrusted = sink_of(settings)
+            with pytest.raises(SinkError) as failure:
+                await untrusted.open()
+            await untrusted.close()
+            assert "\n" not in str(failure.value)
+            assert "certificate" in str(failure.value).lower(), failure.value
+    finally:
+        await asyncio.to_thread(rabbitmq.delete, [f"{name}.x"], [f"{name}.q"])

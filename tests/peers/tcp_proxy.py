@@ -5,6 +5,7 @@
         proxy.cut()                      # every connection reset, new ones refused
         proxy.restore()                  # listening again on the same port
 
+With `tls` (a server context) it terminates TLS: a TLS listener in front of a plain one.
 Cut is what a server stopped looks like from the client (connections reset, connects
 refused) while the server keeps what it holds. The proxy runs its own event loop in a
 thread named `tcp-proxy` (not the client's leftovers).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from typing import Self
 
@@ -22,8 +24,15 @@ THREAD = "tcp-proxy"
 
 
 class TcpProxy:
-    def __init__(self, upstream_port: int, *, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        *,
+        upstream_host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.tls = tls  # a server context: clients speak TLS to the proxy, it plain upstream
         with socket.socket() as probe:  # a free port, kept across cuts
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]
@@ -72,7 +81,7 @@ class TcpProxy:
     async def _listen(self) -> None:
         if self._server is None:
             self._server = await asyncio.start_server(
-                self._connection, "127.0.0.1", self.port, reuse_address=True
+                self._connection, "127.0.0.1", self.port, reuse_address=True, ssl=self.tls
             )
 
     async def _cut(self) -> None:
