@@ -13,6 +13,10 @@ from collections.abc import Iterator
 import nats
 import pytest
 
+from bridge.core.sink import DELIVERED
+from bridge.delivery.format import Formatter
+from sinks import config_models, create_sink
+from tests.factories import SOURCE, entry
 from tests.integration.broker_runs import Message, assert_delivered, kill_run, outage_run
 from tests.peers.nats_server import read_stream
 from tests.peers.tcp_proxy import TcpProxy
@@ -79,3 +83,23 @@ def test_exactly_once_across_three_sigkills(simulator, stream, tmp_path):
     assert [sequence for sequence, count in counts.items() if count > 1] == []
     assert Counter(counts.values()) == {1: len(expected)}
     print(f"nats kill figures: {len(expected)} entries, 3 SIGKILLs, {len(messages)} messages")
+
+
+async def test_binary_mode_carries_the_attributes_as_ce_headers(stream):
+    formatter = Formatter(SOURCE, "cloudevents-binary")
+    events = [formatter.event(entry(sequence)) for sequence in range(1, 4)]
+    settings = {**sink(stream), "format": "cloudevents-binary"}
+    created = create_sink(config_models()["nats"].model_validate(settings))
+    try:
+        await created.open()
+        assert await created.send(events) == [DELIVERED] * 3
+    finally:
+        await created.close()
+    held = await asyncio.to_thread(read_stream, URL, stream)
+    subject, headers, data = held[0]
+    assert subject == f"it.{stream}.create"
+    assert headers["Nats-Msg-Id"] == headers["ce-id"] == events[0].id
+    assert headers["ce-specversion"] == "1.0"
+    assert headers["Content-Type"] == "application/json"
+    assert "ce-datacontenttype" not in headers
+    assert data == events[0].body
