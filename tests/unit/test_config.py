@@ -419,6 +419,8 @@ def test_example_configs_load(path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         "Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=a2V5",
     )
     monkeypatch.setenv("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    for name in ("REDIS_PASSWORD", "NATS_PASSWORD", "RABBITMQ_PASSWORD"):
+        monkeypatch.setenv(name, "password")
     assert isinstance(load_config(path), BridgeConfig)
 
 
