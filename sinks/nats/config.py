@@ -36,6 +36,13 @@ def subject_problem(subject: str) -> str | None:
     return None
 
 
+def _list_or_comma_string(schema: dict[str, Any]) -> None:
+    """The schema says what the validator takes: a list, or one comma-separated string."""
+    items = schema.pop("items")
+    del schema["type"]
+    schema["anyOf"] = [{"type": "array", "items": items}, {"type": "string"}]
+
+
 class Config(SinkConfig):
     """Publish each event to a JetStream stream and wait for its PubAck; `Nats-Msg-Id` is
     the event id, so the stream's duplicate window drops what a crash re-sends."""
@@ -46,7 +53,8 @@ class Config(SinkConfig):
     servers: list[str] = Field(
         description="Server URL(s): nats://host:4222, or tls://host:4222 for TLS; a list or "
         "a comma-separated string. Credentials go in user/password, token, nkey_seed_file "
-        "or creds_file, not in the URL."
+        "or creds_file, not in the URL.",
+        json_schema_extra=_list_or_comma_string,
     )
     subject: str = Field(
         description=f"Subject of every message, or a template over the entry: {TEMPLATE_HELP}, "
