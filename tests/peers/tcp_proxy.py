@@ -104,6 +104,10 @@ class TcpProxy:
         except OSError:
             _reset(writer)
             return
+        if self._server is None:  # cut while connecting upstream: this one must not escape
+            _reset(writer)
+            _reset(up_writer)
+            return
         self.connections += 1
         self._writers.update((writer, up_writer))
         await asyncio.gather(
