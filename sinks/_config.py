@@ -183,8 +183,8 @@ class SinkConfig(StrictModel):
     def _binary_needs_headers(cls, value: str) -> str:
         if value == "cloudevents-binary" and not cls.supports_binary:
             raise ValueError(
-                "cloudevents-binary needs a sink with message headers (kafka, servicebus, "
-                "webhook); use cloudevents or raw"
+                "cloudevents-binary needs a sink with message headers (kafka, nats, "
+                "rabbitmq, servicebus, webhook); use cloudevents or raw"
             )
         return value
 

@@ -13,6 +13,9 @@ from sinks._config import SinkConfig
 SINK_TYPES: dict[str, str] = {
     "file": "sinks.file",
     "kafka": "sinks.kafka",
+    "nats": "sinks.nats",
+    "rabbitmq": "sinks.rabbitmq",
+    "redis": "sinks.redis",
     "servicebus": "sinks.servicebus",
     "stdout": "sinks.stdout",
     "webhook": "sinks.webhook",

@@ -74,7 +74,8 @@ class Event:
 
     def ce_headers(self, prefix: str) -> list[tuple[str, str]]:
         """The attributes as transport headers in binary mode (`ce_` for Kafka,
-        `cloudEvents_` for AMQP, `ce-` for HTTP); none in the other formats.
+        `cloudEvents_` for Service Bus, `cloudEvents:` for RabbitMQ, `ce-` for HTTP and NATS);
+        none in the other formats.
         `datacontenttype` travels as the transport's content type instead."""
         if self.format != "cloudevents-binary":
             return []

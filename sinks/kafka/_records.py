@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sinks._template import fields_of as topic_fields
 from sinks.kafka.config import invalid_topic_reason
 
 if TYPE_CHECKING:
@@ -48,20 +49,6 @@ class Record:
     key: bytes | None
     value: bytes
     headers: Headers
-
-
-def topic_fields(event: Event) -> dict[str, str]:
-    """The values of the topic template's fields for one event."""
-    entry = event.entry
-    return {
-        "action": entry.action.lower(),
-        "state": (entry.state or "unknown").lower(),
-        "partition": entry.partition,
-        "type": event.type,
-        "study": entry.study,
-        "series": entry.series,
-        "sop": entry.sop,
-    }
 
 
 class RecordBuilder:

@@ -10,7 +10,6 @@ at-least-once delivery in study order. Values of secret-looking properties becom
 from __future__ import annotations
 
 import re
-import string
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -18,9 +17,10 @@ from pydantic import Field, SecretStr, field_validator
 from bridge.core.configspec import Duration, error_at
 from bridge.core.secret import Secret, clean
 from sinks._config import SinkConfig
+from sinks._template import TEMPLATE_FIELDS, TEMPLATE_HELP, template_text
 
-#: Template fields of `topic`, rendered from the entry (see `sinks.kafka._records`).
-TOPIC_FIELDS = ("action", "state", "partition", "type", "study", "series", "sop")
+#: Template fields of `topic`, rendered from the entry (see `sinks._template`).
+TOPIC_FIELDS = TEMPLATE_FIELDS
 
 #: Producer properties the bridge sets unless `producer:` overrides them.
 PRODUCER_DEFAULTS: dict[str, str] = {
@@ -91,11 +91,8 @@ class Config(SinkConfig):
         "kafka-1:9092,kafka-2:9092 (Azure Event Hubs: <namespace>.servicebus.windows.net:9093)."
     )
     topic: str = Field(
-        description="Topic of every record, or a template over the entry: {action} "
-        "(create, update, delete), {state} (current, replaced, deleted; unknown when the feed "
-        "gives none), {partition} (the DICOM data partition, e.g. Microsoft.Default), {type} "
-        "(the CloudEvents type, e.g. dicom.instance.created), {study}, {series}, {sop} (the "
-        "UIDs), e.g. dicom.{action}. The bridge does not create topics (a broker with "
+        description=f"Topic of every record, or a template over the entry: {TEMPLATE_HELP}, "
+        "e.g. dicom.{action}. The bridge does not create topics (a broker with "
         "auto.create.topics.enable does, on first use)."
     )
     key: Literal["study", "series", "instance", "none"] = Field(
@@ -143,23 +140,12 @@ class Config(SinkConfig):
     @field_validator("topic")
     @classmethod
     def _topic_template(cls, value: str) -> str:
-        try:
-            parts = list(string.Formatter().parse(value))
-        except ValueError as exc:
-            raise ValueError(f"invalid topic template {value!r}: {exc}") from None
-        fields = [
-            (field, spec, conversion) for _, field, spec, conversion in parts if field is not None
-        ]
-        if not fields:
+        text, templated = template_text(value, "topic")
+        if not templated:
             reason = invalid_topic_reason(value)
             if reason is not None:
                 raise ValueError(reason)
             return value
-        for field, spec, conversion in fields:
-            if field not in TOPIC_FIELDS or spec or conversion:
-                valid = ", ".join(f"{{{name}}}" for name in TOPIC_FIELDS)
-                raise ValueError(f"unsupported template field in {value!r} (valid: {valid})")
-        text = "".join(text for text, _, _, _ in parts)
         if not _TOPIC_CHARS.fullmatch(text) or len(text) >= MAX_TOPIC_LENGTH:
             raise ValueError(
                 f"topic template {value!r}: only letters, digits, '.', '_' and '-' around "
@@ -201,7 +187,7 @@ class Config(SinkConfig):
 
     @property
     def topic_is_template(self) -> bool:
-        return any(field is not None for _, field, _, _ in string.Formatter().parse(self.topic))
+        return template_text(self.topic, "topic")[1]
 
     def librdkafka_properties(self, client_id: str) -> dict[str, str]:
         """The producer's configuration, secrets revealed: never log or show it."""

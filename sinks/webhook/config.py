@@ -11,16 +11,16 @@ import base64
 import binascii
 import importlib.util
 import re
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from bridge.core.configspec import Duration, StrictModel, error_at, host_port_problem
+from bridge.core.configspec import Duration, error_at, host_port_problem
 from bridge.core.redact import register_url
 from bridge.core.secret import Secret
 from sinks._config import SinkConfig
+from sinks._tls import TlsConfig
 from sinks.webhook.outcome import display_url
 
 _SECRET = re.compile(r"(?:whsec_)?[A-Za-z0-9+/]+={0,2}")
@@ -71,36 +71,6 @@ def webhook_secrets_problem(text: str) -> str | None:
                 "followed by base64; the value is not shown)"
             )
     return None
-
-
-class TlsConfig(StrictModel):
-    """TLS settings of the connections to an https:// webhook."""
-
-    verify: bool = Field(
-        True,
-        description="Verify the receiver's certificate chain and host name. Turn off only "
-        "for testing: without it anyone on the path can read and change the events.",
-    )
-    ca_file: Path | None = Field(
-        None,
-        description="PEM file of the CA certificate(s) to trust instead of the system's "
-        "(a private CA).",
-    )
-    cert_file: Path | None = Field(
-        None, description="PEM client certificate (chain) for mutual TLS; needs key_file."
-    )
-    key_file: Path | None = Field(
-        None, description="PEM private key of cert_file (unencrypted) for mutual TLS."
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TlsConfig:
-        if self.ca_file is not None and not self.verify:
-            raise error_at("ca_file", message="has no effect with verify: false")
-        if (self.cert_file is None) != (self.key_file is None):
-            missing = "key_file" if self.key_file is None else "cert_file"
-            raise error_at(missing, message="cert_file and key_file go together")
-        return self
 
 
 class Config(SinkConfig):

@@ -56,6 +56,9 @@ class SinkHarness(abc.ABC):
     no_credentials: ClassVar[str | None] = None
     #: Why this sink's destination cannot go away (no fatal test of it), or None.
     no_destination: ClassVar[str | None] = None
+    #: Why the peer drops a message whose id it already holds (the same event sent twice is
+    #: then held once, the duplicate acknowledged), or None.
+    deduplicates: ClassVar[str | None] = None
     #: Secret values the sink's config holds: no error, log line or repr may show them.
     secrets: ClassVar[tuple[str, ...]] = ()
     #: Names (prefixes) of the threads a peer running in the test process starts, which

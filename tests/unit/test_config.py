@@ -420,6 +420,8 @@ def test_example_configs_load(path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     )
     monkeypatch.setenv("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     monkeypatch.setenv("PGPASSWORD", "pg-password")
+    for name in ("REDIS_PASSWORD", "NATS_PASSWORD", "RABBITMQ_PASSWORD"):
+        monkeypatch.setenv(name, "password")
     assert isinstance(load_config(path), BridgeConfig)
 
 
