@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if code == 0:
         print(
             "done: every sink is caught up. Run `make run` again: it resumes from the "
-            f"stored cursors ({config.offsets.path})."
+            f"stored cursors ({getattr(config.offsets, 'path', config.offsets.type)})."
         )
     return code
 

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from bridge.config import BridgeConfig
+from bridge.config import BridgeConfig, SqliteOffsetsConfig
 
 #: Attempts at locking the file while something keeps replacing it.
 _ATTEMPTS = 10
@@ -34,8 +34,11 @@ class Locked(Exception):
     """Another dicom-bridge process holds the state lock."""
 
 
-def lock_path(config: BridgeConfig) -> Path:
-    """Beside the SQLite file (stores on servers will need a lease of their own)."""
+def lock_path(config: BridgeConfig) -> Path | None:
+    """Beside the SQLite file; None for a store on a server (replicas share it: their
+    exclusivity is the `ha:` lease)."""
+    if not isinstance(config.offsets, SqliteOffsetsConfig):
+        return None
     path = Path(config.offsets.path)
     return path.with_name(path.name + ".lock")
 
@@ -43,6 +46,9 @@ def lock_path(config: BridgeConfig) -> Path:
 @contextlib.contextmanager
 def state_lock(config: BridgeConfig, doing: str) -> Iterator[None]:
     path = lock_path(config)
+    if path is None:
+        yield
+        return
     refusal = (
         f"cannot {doing}: another dicom-bridge uses this state ({path} is locked); stop it first"
     )

@@ -107,8 +107,8 @@ MALFORMED = {
         "azure, bearer, none)",
     ),
     "unknown offsets type": (
-        config(extra="offsets: {type: postgres}\n"),
-        "offsets.type: unknown type 'postgres' (valid types: sqlite)",
+        config(extra="offsets: {type: redis}\n"),
+        "offsets.type: unknown type 'redis' (valid types: azure_blob, sqlite)",
     ),
     "url with version segment": (
         config(feed="{url: 'https://h.example/v2/'}"),

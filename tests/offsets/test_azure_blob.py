@@ -1,0 +1,334 @@
+"""The azure_blob offset store against Azurite (a real emulator on loopback): the store
+contract (load/commit/adopt/list/delete/check), compare-and-swap between two clients,
+the lease and its fencing, and the engine restarting mid-commit.
+
+Every test takes `open_blob_store`, a factory of stores on one container of its own: the
+shape a parametrised store-contract suite can take over (one factory per backend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from bridge.config import parse_config
+from bridge.config.models import AzureBlobOffsetsConfig
+from bridge.offsets import Fingerprint, LeaseLost, OffsetStoreError, open_store
+from bridge.offsets.azure_blob import AzureBlobOffsetStore
+from tests.peers.azurite import AzuriteProcess
+
+Opener = Callable[..., AzureBlobOffsetStore]
+FEED = "myws-mydicom.dicom.azurehealthcareapis.com"
+
+
+def _opener(offsets: dict[str, Any], opened: list[AzureBlobOffsetStore]) -> Opener:
+    def open_one(**options: Any) -> AzureBlobOffsetStore:
+        store = open_store(AzureBlobOffsetsConfig.model_validate({**offsets, **options}))
+        assert isinstance(store, AzureBlobOffsetStore)
+        opened.append(store)
+        return store
+
+    return open_one
+
+
+@pytest.fixture
+async def open_blob_store(azurite_offsets: dict[str, Any]) -> AsyncIterator[Opener]:
+    """Factory: a new client (store) on the test's container; all closed at teardown."""
+    opened: list[AzureBlobOffsetStore] = []
+    yield _opener(azurite_offsets, opened)
+    for store in opened:
+        await store.close()
+
+
+async def _poll(condition: Callable[[], Any], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "not in time"
+        await asyncio.sleep(0.05)
+
+
+# -- the store contract -------------------------------------------------------------------
+
+
+async def test_commit_load_list_delete(open_blob_store: Opener) -> None:
+    store = open_blob_store()
+    assert await store.load(FEED, "kafka") is None
+    print_ = Fingerprint(41, "2026-01-01T00:00:00Z", "1.2.3")
+    await store.commit(FEED, "kafka", "41", 41, print_)
+    await store.commit(FEED, "kafka", "42", 42)
+    await store.commit(FEED, "a/b c", "7", None)
+    await store.commit("other:feed", "kafka", "1", 1)
+
+    loaded = await store.load(FEED, "kafka")
+    assert loaded is not None
+    assert (loaded.position, loaded.sequence, loaded.fingerprint) == ("42", 42, None)
+    assert loaded.updated_at.tzinfo is not None
+    rows = [(row.feed, row.sink, row.position) for row in await store.list()]
+    assert rows == [(FEED, "a/b c", "7"), (FEED, "kafka", "42"), ("other:feed", "kafka", "1")]
+    assert [row.sink for row in await store.list(FEED)] == ["a/b c", "kafka"]
+
+    await store.commit(FEED, "kafka", "43", 43, print_)
+    again = await open_blob_store().load(FEED, "kafka")  # another client sees it
+    assert again is not None and again.fingerprint == print_
+
+    assert await store.delete(FEED, "kafka") is True
+    assert await store.delete(FEED, "kafka") is False
+    assert await store.load(FEED, "kafka") is None
+    assert "writable, 2 cursor(s)" in await store.check()
+
+
+async def test_adopt_moves_legacy_cursors_unless_taken(open_blob_store: Opener) -> None:
+    store = open_blob_store()
+    await store.commit("legacy", "kafka", "5", 5)
+    await store.commit("legacy", "webhook", "6", 6)
+    await store.commit(FEED, "webhook", "9", 9)
+    assert await store.adopt(FEED, "legacy") == ["kafka"]
+    assert [(r.sink, r.position) for r in await store.list(FEED)] == [
+        ("kafka", "5"),
+        ("webhook", "9"),
+    ]
+    assert await store.list("legacy") == []
+
+
+async def test_check_creates_the_container(open_blob_store: Opener) -> None:
+    assert "writable, 0 cursor(s)" in await open_blob_store().check()
+
+
+# -- compare-and-swap ---------------------------------------------------------------------
+
+
+async def test_two_clients_racing_never_fail_and_one_wins(open_blob_store: Opener) -> None:
+    first, second = open_blob_store(), open_blob_store()
+    await first.commit(FEED, "kafka", "0", 0)
+    await second.load(FEED, "kafka")  # both now know the same version
+
+    async def commits(store: AzureBlobOffsetStore, base: int) -> None:
+        for n in range(10):
+            await store.commit(FEED, "kafka", str(base + n), base + n)
+
+    await asyncio.gather(commits(first, 100), commits(second, 200))
+    final = await first.load(FEED, "kafka")
+    assert final is not None and final.position in {"109", "209"}
+
+
+async def test_a_write_lost_in_transit_is_not_written_again(
+    open_blob_store: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first attempt lands but its answer is lost: the retry finds the condition failed
+    and its own nonce in the blob, so the commit succeeds once."""
+    from azure.core.exceptions import ServiceResponseError
+
+    store = open_blob_store()
+    await store.commit(FEED, "kafka", "1", 1)
+    container = store.blobs.container
+    real = container.get_blob_client
+    failed: list[bool] = []
+
+    def client(name: str) -> Any:
+        blob = real(name)
+        upload = blob.upload_blob
+
+        async def landed_but_lost(*args: Any, **kwargs: Any) -> Any:
+            result = await upload(*args, **kwargs)
+            if not failed:
+                failed.append(True)
+                raise ServiceResponseError("connection reset")
+            return result
+
+        blob.upload_blob = landed_but_lost
+        return blob
+
+    monkeypatch.setattr(container, "get_blob_client", client)
+    await store.commit(FEED, "kafka", "2", 2)
+    assert failed
+    loaded = await open_blob_store().load(FEED, "kafka")
+    assert loaded is not None and loaded.position == "2"
+
+
+# -- the lease and fencing ----------------------------------------------------------------
+
+
+async def test_lease_acquire_renew_release(open_blob_store: Opener) -> None:
+    one, two = open_blob_store(), open_blob_store()
+    assert await one.holder(FEED) is None
+    assert await one.acquire(FEED, "one", 30) == 1
+    assert await two.acquire(FEED, "two", 30) is None
+    assert await one.acquire(FEED, "one", 30) == 1  # still ours: the same epoch
+    await one.renew(FEED, "one", 1, 30)
+    holder = await two.holder(FEED)
+    assert holder is not None and (holder.owner, holder.epoch) == ("one", 1)
+    with pytest.raises(LeaseLost):
+        await two.renew(FEED, "two", 1, 30)
+
+    await one.release(FEED, "one", 1)
+    assert await two.acquire(FEED, "two", 30) == 2
+    with pytest.raises(LeaseLost, match="epoch 1 is stale"):
+        await one.renew(FEED, "one", 1, 30)
+    await one.release(FEED, "one", 1)  # no longer its own: left alone
+    holder = await one.holder(FEED)
+    assert holder is not None and (holder.owner, holder.epoch) == ("two", 2)
+
+
+async def test_an_expired_lease_is_taken_over_by_the_services_clock(
+    open_blob_store: Opener,
+) -> None:
+    one, two = open_blob_store(), open_blob_store()
+    assert await one.acquire(FEED, "one", 1) == 1
+    assert await two.acquire(FEED, "two", 1) is None
+    taken: list[int | None] = []
+
+    async def take() -> bool:
+        taken.append(await two.acquire(FEED, "two", 30))
+        return taken[-1] is not None
+
+    await _poll(take, timeout=15)
+    assert taken[-1] == 2
+    with pytest.raises(LeaseLost):
+        await one.renew(FEED, "one", 1, 30)
+
+
+async def test_a_stale_epoch_cannot_commit(open_blob_store: Opener) -> None:
+    old, new = open_blob_store(), open_blob_store()
+    assert await old.acquire(FEED, "old", 30) == 1
+    await old.commit(FEED, "kafka", "10", 10, epoch=1)
+    await old.release(FEED, "old", 1)
+    with pytest.raises(LeaseLost, match="released"):
+        await old.commit(FEED, "kafka", "11", 11, epoch=1)
+
+    assert await new.acquire(FEED, "new", 30) == 2
+    loaded = await new.load(FEED, "kafka")
+    assert loaded is not None and loaded.position == "10"
+    with pytest.raises(LeaseLost, match="epoch 1 is stale"):
+        await old.commit(FEED, "kafka", "12", 12, epoch=1)
+    await new.commit(FEED, "kafka", "20", 20, epoch=2)
+    loaded = await open_blob_store().load(FEED, "kafka")
+    assert loaded is not None and loaded.position == "20"
+
+
+async def test_fencing_holds_even_when_the_lease_check_is_passed(
+    open_blob_store: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: the stale leader read the lease just before the take-over. The new
+    leader's stamp (existing cursors) and placeholder (a cursor not yet written) refuse
+    its writes at the cursor blob itself."""
+    old, new = open_blob_store(), open_blob_store()
+    assert await old.acquire(FEED, "old", 1) == 1
+    await old.commit(FEED, "kafka", "10", 10, epoch=1)
+
+    async def passed(feed: str, epoch: int) -> None:
+        return None
+
+    monkeypatch.setattr(old, "_check_lease", passed)
+    await _poll(lambda: new.acquire(FEED, "new", 30))  # once expired: epoch 2
+    assert await new.load(FEED, "webhook") is None  # a placeholder, stamped 2
+
+    with pytest.raises(LeaseLost, match="written under epoch 2"):
+        await old.commit(FEED, "kafka", "11", 11, epoch=1)
+    with pytest.raises(LeaseLost, match="written under epoch 2"):
+        await old.commit(FEED, "webhook", "11", 11, epoch=1)
+    assert [(r.sink, r.position) for r in await new.list(FEED)] == [("kafka", "10")]
+    await new.commit(FEED, "webhook", "30", 30, epoch=2)
+    assert [(r.sink, r.position) for r in await new.list(FEED)] == [
+        ("kafka", "10"),
+        ("webhook", "30"),
+    ]
+
+
+# -- the engine restarting ----------------------------------------------------------------
+
+
+async def test_commits_wait_out_an_engine_restart_and_lose_nothing(
+    start_azurite: Callable[[], AzuriteProcess],
+    azurite_container: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    azurite = start_azurite()
+    opened: list[AzureBlobOffsetStore] = []
+    store = _opener(azurite.offsets(azurite_container, timeout="2s"), opened)()
+    try:
+        await store.commit(FEED, "kafka", "1", 1)
+        azurite.stop()
+        commits = asyncio.create_task(_commit_range(store, 2, 20))
+
+        async def retrying() -> bool:
+            return any("retrying" in record.getMessage() for record in caplog.records)
+
+        await _poll(retrying)
+        assert not commits.done()
+        await asyncio.to_thread(azurite.start)
+        await asyncio.wait_for(commits, 60)
+        loaded = await _opener(azurite.offsets(azurite_container), opened)().load(FEED, "kafka")
+        assert loaded is not None and loaded.position == "20"
+    finally:
+        for one in opened:
+            await one.close()
+
+
+async def _commit_range(store: AzureBlobOffsetStore, first: int, last: int) -> None:
+    for n in range(first, last + 1):
+        await store.commit(FEED, "kafka", str(n), n)
+
+
+async def test_a_refusal_is_one_line_without_the_key(
+    azurite: AzuriteProcess, azurite_container: str
+) -> None:
+    wrong = azurite.connection_string.replace("Eby8", "AAAA")
+    store = open_store(
+        AzureBlobOffsetsConfig.model_validate(
+            {"type": "azure_blob", "container": azurite_container, "connection_string": wrong}
+        )
+    )
+    try:
+        with pytest.raises(OffsetStoreError) as caught:
+            await store.check()
+    finally:
+        await store.close()
+    message = str(caught.value)
+    assert "403" in message and "\n" not in message and "AAAA" not in message
+
+
+# -- config -------------------------------------------------------------------------------
+
+_BASE = "feed: {url: http://127.0.0.1:1}\nsinks: [{type: stdout, name: out}]\noffsets: "
+
+
+@pytest.mark.parametrize(
+    ("offsets", "problem"),
+    [
+        ("{type: azure_blob, container: c01}", "exactly one of connection_string or account_url"),
+        ("{type: azure_blob, container: Bad_Name, account_url: https://a.b}", "container name"),
+        (
+            "{type: azure_blob, container: abc, connection_string: 'AccountKey=s3cr3t'}",
+            "not a storage connection string",
+        ),
+        (
+            "{type: azure_blob, container: abc, account_url: 'AccountKey=s3cr3t;x=y'}",
+            "connection string goes in connection_string",
+        ),
+        (
+            "{type: azure_blob, container: abc, auth: azure, "
+            "connection_string: 'AccountName=a;AccountKey=s3cr3t'}",
+            "only with account_url",
+        ),
+    ],
+)
+def test_config_problems_are_named_without_secrets(offsets: str, problem: str) -> None:
+    with pytest.raises(Exception) as caught:
+        parse_config(_BASE + offsets)
+    assert problem in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+
+
+async def test_account_url_opens_with_an_entra_identity() -> None:
+    config = parse_config(
+        _BASE + "{type: azure_blob, container: abc, account_url: "
+        "'https://acct.blob.core.windows.net/', auth: azure, client_id: x}"
+    )
+    assert isinstance(config.offsets, AzureBlobOffsetsConfig)
+    store = open_store(config.offsets)
+    assert "acct.blob.core.windows.net/abc" in store.blobs.where  # type: ignore[attr-defined]
+    await store.close()
