@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from bridge.core import Backoff, CredentialError, parse_retry_after
+from bridge.core import Backoff, CredentialError, parse_retry_after, scrub
 from bridge.offsets._store import OffsetStoreError
 
 T = TypeVar("T")
@@ -31,6 +32,7 @@ log = logging.getLogger("bridge.offsets")
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 #: Retries logged as warnings: the first, then one in this many.
 WARN_EVERY = 10
+_QUERY = re.compile(r"(https?://[^\s?#]+)\?[^\s#]*")
 #: Conditional writes losing to other writers in a row before giving up.
 MAX_CONFLICTS = 100
 
@@ -225,8 +227,10 @@ def _classify(exc: Exception) -> tuple[bool, str, float | None]:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of its message, URLs without their query (a SAS token's signature)."""
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    line = text[0] if text else type(exc).__name__
+    return _QUERY.sub(r"\1", scrub(line))[:300]
 
 
 def _decode(data: bytes, name: str, where: str) -> dict[str, Any]:

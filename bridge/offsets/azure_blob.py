@@ -34,6 +34,7 @@ So after the new leader loaded a cursor, only writes with an epoch >= E' move it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -126,13 +127,10 @@ class AzureBlobOffsetStore:
 
     async def list(self, feed: str | None = None) -> list[StoredOffset]:
         folder = f"{self.prefix}/offsets/" + ("" if feed is None else f"{quote(feed, safe='')}/")
-        found = []
-        for name in await self.blobs.names(folder):
-            current = await self.blobs.get(name)
-            offset = _offset(current)
-            if offset is not None:
-                found.append(offset)
-        return sorted(found, key=lambda offset: (offset.feed, offset.sink))
+        names = await self.blobs.names(folder)
+        found = await asyncio.gather(*(self.blobs.get(name) for name in names))
+        offsets = [offset for offset in map(_offset, found) if offset is not None]
+        return sorted(offsets, key=lambda offset: (offset.feed, offset.sink))
 
     async def delete(self, feed: str, sink: str) -> bool:
         """Forget the cursor; a cursor written under a lease becomes a placeholder keeping

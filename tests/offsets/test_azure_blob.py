@@ -238,6 +238,35 @@ async def test_fencing_holds_even_when_the_lease_check_is_passed(
     ]
 
 
+async def test_replicas_racing_for_a_free_lease_one_wins(open_blob_store: Opener) -> None:
+    stores = [open_blob_store() for _ in range(4)]
+    won = await asyncio.gather(*(s.acquire(FEED, f"r{n}", 30) for n, s in enumerate(stores)))
+    assert sorted(won, key=str) == [1, None, None, None]
+    holder = await stores[0].holder(FEED)
+    assert holder is not None and holder.owner == f"r{won.index(1)}"
+
+
+async def test_a_commit_without_epoch_keeps_the_fence(open_blob_store: Opener) -> None:
+    """`offsets set` (no epoch) under running replicas: the cursor keeps its epoch, so a
+    stale leader is still refused at the cursor after it."""
+    leader, operator = open_blob_store(), open_blob_store()
+    assert await leader.acquire(FEED, "leader", 30) == 1
+    await leader.commit(FEED, "kafka", "10", 10, epoch=1)
+    await operator.commit(FEED, "kafka", "5", 5)
+    found = await operator.blobs.get(operator._cursor(FEED, "kafka"))
+    assert found is not None and (found.body["position"], found.body["epoch"]) == ("5", 1)
+
+
+def test_transport_errors_lose_url_queries() -> None:
+    from azure.core.exceptions import ServiceRequestError
+
+    from bridge.offsets._blobs import _classify
+
+    error = ServiceRequestError("cannot connect to https://a.blob.core.windows.net/c?sig=SECRET x")
+    transient, reason, _ = _classify(error)
+    assert transient and "SECRET" not in reason and "a.blob.core.windows.net/c" in reason
+
+
 # -- the engine restarting ----------------------------------------------------------------
 
 
