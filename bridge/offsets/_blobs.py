@@ -2,10 +2,15 @@
 only if unchanged since (compare-and-swap): the azure_blob offset store's building block.
 
 Every call is retried with backoff while the service is unreachable or answers with a
-transient status (408, 429, 5xx: the engine restarting, throttling); a refusal (a bad key,
-a missing role) is an `OffsetStoreError` at once. A write that failed in transit may have
-landed: each write carries a nonce (`writer`), so when its retry finds the condition failed,
-the blob is read again and a blob holding our nonce is our own write, not a conflict.
+transient status (408, 429, 5xx: the engine restarting, throttling), for as long as it
+takes once the service has answered this process: an outage is waited out. Before the
+first answer, retries stop after `first_contact` seconds (a wrong account URL, a firewall,
+`check` and the `offsets` commands on a dead service fail with one line instead of
+hanging). A refusal (a bad key, a missing role) is an `OffsetStoreError` at once.
+
+A write that failed in transit may have landed: each write carries a nonce (`writer`), so
+when its retry finds the condition failed, the blob is read again, and a blob holding our
+nonce is our own write, not a conflict.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -58,12 +64,15 @@ class Blobs:
         *,
         backoff: Backoff = Backoff(initial=0.2, maximum=5.0),  # noqa: B008 - frozen
         on_close: Callable[[], Awaitable[None]] | None = None,
+        first_contact: float = 30.0,
     ) -> None:
         self.container = container
         self.where = where
         self.backoff = backoff
+        self.first_contact = first_contact
         self._on_close = on_close
         self._ready = False
+        self._answered = False  # the service answered once: from then on, outages are waited out
 
     async def get(self, name: str) -> Found | None:
         """The blob, or None when there is none."""
@@ -159,11 +168,14 @@ class Blobs:
         """`operation`, retried while the failure is transient (the container created first
         when this is the first call)."""
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
                 if not self._ready:
                     await self._create_container()
-                return await operation()
+                result = await operation()
+                self._answered = True
+                return result
             except (asyncio.CancelledError, OffsetStoreError):
                 raise
             except Exception as exc:
@@ -171,6 +183,11 @@ class Blobs:
                 if not transient:
                     raise OffsetStoreError(f"offset store {self.where}: {what}: {reason}") from None
                 delay = self.backoff.delay(attempt, retry_after)
+                if not self._answered and time.monotonic() + delay - started > self.first_contact:
+                    raise OffsetStoreError(
+                        f"offset store {self.where}: {what}: {reason} (no answer for "
+                        f"{self.first_contact:.0f}s)"
+                    ) from None
                 if attempt % WARN_EVERY == 0:
                     log.warning(
                         "offset store %s: %s failed (%s); retrying in %.1fs (attempt %d)",

@@ -35,6 +35,7 @@ So after the new leader loaded a cursor, only writes with an epoch >= E' move it
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ from bridge.offsets._store import (
 if TYPE_CHECKING:
     from bridge.config import AzureBlobOffsetsConfig
 
+log = logging.getLogger("bridge.offsets")
 #: Whole-second timestamps (Last-Modified, Date): a lease counts as expired this much later.
 CLOCK_GRANULARITY = timedelta(seconds=1)
 Change = Callable[[Found | None], dict[str, Any] | None]
@@ -177,18 +179,27 @@ class AzureBlobOffsetStore:
             if live and not ours:
                 return None
             epoch = int(body["epoch"]) if live else int(body["epoch"]) + 1
-        lease = {"feed": feed, "owner": owner, "epoch": epoch, "ttl": ttl, "released": False}
-        written = await self.blobs.put(name, lease, _etag(current))
-        if written is None:
-            return None  # another replica was quicker
-        self._versions[name] = written
-        if self._held.get(feed) != epoch:
+        for _ in range(3):
+            lease = {"feed": feed, "owner": owner, "epoch": epoch, "ttl": ttl, "released": False}
+            written = await self.blobs.put(name, lease, _etag(current))
+            if written is None:
+                return None  # another replica was quicker
+            self._versions[name] = current = written
+            if self._held.get(feed) == epoch:
+                return epoch
             try:
                 await self._fence(feed, epoch)
-            except LeaseLost:
-                return None
+            except _NewerCursor as newer:
+                # A cursor from a later epoch than the lease blob's: the blob was deleted or
+                # restored. Go past it (the lease is ours: nobody else holds it now).
+                log.warning(
+                    "feed %s: %s; taking the lease at epoch %d", feed, newer, newer.epoch + 1
+                )
+                epoch = newer.epoch + 1
+                continue
             self._held[feed] = epoch
-        return epoch
+            return epoch
+        return None
 
     async def renew(self, feed: str, owner: str, epoch: int, ttl: float) -> None:
         name = self._lease(feed)
@@ -354,9 +365,18 @@ def _lost(feed: str, epoch: int, lease: Found | None) -> LeaseLost:
     return LeaseLost(f"feed {feed}: lease epoch {epoch} is stale (the feed's {now})")
 
 
+class _NewerCursor(LeaseLost):
+    """A cursor blob written under a later epoch than the caller's."""
+
+    def __init__(self, message: str, epoch: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+
+
 def _stale(feed: str, epoch: int, stored: int) -> LeaseLost:
-    return LeaseLost(
-        f"feed {feed}: lease epoch {epoch} is stale (a cursor was written under epoch {stored})"
+    return _NewerCursor(
+        f"feed {feed}: lease epoch {epoch} is stale (a cursor was written under epoch {stored})",
+        stored,
     )
 
 
@@ -389,4 +409,6 @@ def open_store(config: AzureBlobOffsetsConfig) -> AzureBlobOffsetStore:
             await credential.close()
 
     where = f"azure_blob {container.primary_hostname}/{config.container}"
-    return AzureBlobOffsetStore(Blobs(container, where, on_close=close), config.prefix)
+    first_contact = max(30.0, 3 * config.timeout)
+    blobs = Blobs(container, where, on_close=close, first_contact=first_contact)
+    return AzureBlobOffsetStore(blobs, config.prefix)

@@ -257,6 +257,45 @@ async def test_a_commit_without_epoch_keeps_the_fence(open_blob_store: Opener) -
     assert found is not None and (found.body["position"], found.body["epoch"]) == ("5", 1)
 
 
+async def test_a_deleted_lease_blob_does_not_lock_the_feed_out(open_blob_store: Opener) -> None:
+    """Cursors stamped with epoch 2, the lease blob deleted: the next holder takes epoch 3
+    (past the cursors'), not 1, which every cursor would refuse."""
+    first, second = open_blob_store(), open_blob_store()
+    assert await first.acquire(FEED, "one", 30) == 1
+    await first.commit(FEED, "kafka", "10", 10, epoch=1)
+    await first.release(FEED, "one", 1)
+    assert await second.acquire(FEED, "two", 30) == 2
+    lease = await second.blobs.get(second._lease(FEED))
+    assert lease is not None and await second.blobs.delete(second._lease(FEED), lease.etag)
+
+    third = open_blob_store()
+    assert await third.acquire(FEED, "three", 30) == 3
+    await third.commit(FEED, "kafka", "11", 11, epoch=3)
+    with pytest.raises(LeaseLost):
+        await second.commit(FEED, "kafka", "12", 12, epoch=2)
+
+
+async def test_an_unreachable_service_fails_in_time_before_its_first_answer(
+    open_blob_store: Opener,
+) -> None:
+    """A wrong endpoint (nothing listens there) fails `check` with one line instead of
+    retrying for ever; only a service that answered once is waited for."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = open_blob_store(
+        connection_string="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
+        timeout="1s",
+    )
+    store.blobs.first_contact = 1.0
+    with pytest.raises(OffsetStoreError, match=r"unreachable.*no answer for 1s") as caught:
+        await store.check()
+    assert "\n" not in str(caught.value)
+
+
 def test_transport_errors_lose_url_queries() -> None:
     from azure.core.exceptions import ServiceRequestError
 
