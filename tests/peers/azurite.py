@@ -1,9 +1,10 @@
 """Azurite, Microsoft's Azure Storage emulator (blob service only), as a real subprocess.
 
 `make azurite` installs it from npm into `.tools/` (`.ci/run` and `make test` do it first).
-Each process listens on a free loopback port (`--blobPort 0`; it prints the one it got) and
-keeps its data in a directory of its own, so `stop()` then `start()` is the engine
-restarting with its data: the same port, the same blobs.
+Each process listens on a free loopback port and keeps its data in a directory of its own,
+so `stop()` then `start()` is the engine restarting with its data: the same port, the same
+blobs. The port is taken below the kernel's ephemeral range, so that while Azurite is
+stopped no outgoing connection can be given it and keep the restart from binding it.
 
 Fixtures (registered for every test by `tests/conftest.py`):
 - `azurite`: one Azurite per test session (per xdist worker), shared; use a container of
@@ -18,8 +19,10 @@ Fixtures (registered for every test by `tests/conftest.py`):
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +41,22 @@ ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 _LISTENING = re.compile(rb"successfully listens on (http://\S+)")
+#: Ports tried: below Linux's default ephemeral range (32768-60999), above well-known ones.
+PORTS = range(20000, 32000)
+STARTS = 5
+
+
+def _unused_port() -> int:
+    """A port nothing listens on now, outside the ephemeral range."""
+    for _ in range(100):
+        port = random.choice(PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for Azurite")
 
 
 def azurite_executable() -> str | None:
@@ -60,10 +79,22 @@ class AzuriteProcess(LineChild):
         self.executable = executable
         self.location = location
         self.startup_timeout = startup_timeout
-        self.port = 0  # until the first start; then kept, so a restart keeps its address
+        self.port = 0  # chosen at the first start; then kept, so a restart keeps its address
         super().__init__([])
 
     def start(self) -> Self:
+        if self.port:  # a restart: the same port
+            return self._start()
+        for _ in range(STARTS):  # another listener may take a port between probe and bind
+            self.port = _unused_port()
+            try:
+                return self._start()
+            except RuntimeError:
+                if "EADDRINUSE" not in self.stderr():
+                    raise
+        raise RuntimeError(f"Azurite found no free port in {STARTS} tries")
+
+    def _start(self) -> Self:
         if self._stderr is not None:  # a restart: the last run's stderr is of no use now
             self._stderr.close()
         self.argv = [
