@@ -68,6 +68,7 @@ class AzureBlobOffsetStore:
         self.prefix = prefix.strip("/")
         self._versions: dict[str, Found] = {}  # the last version of each blob we know
         self._held: dict[str, int] = {}  # feed -> the epoch this store acquired
+        self._locks: dict[str, asyncio.Lock] = {}  # asyncio's locks are FIFO
 
     # -- cursors ---------------------------------------------------------------------------
 
@@ -90,6 +91,20 @@ class AzureBlobOffsetStore:
         fingerprint: Fingerprint | None = None,
         epoch: int | None = None,
     ) -> None:
+        name = self._cursor(feed, sink)
+        async with self._lock(name):  # one commit of a cursor at a time, in call order
+            await self._commit(name, feed, sink, position, sequence, fingerprint, epoch)
+
+    async def _commit(
+        self,
+        name: str,
+        feed: str,
+        sink: str,
+        position: str,
+        sequence: int | None,
+        fingerprint: Fingerprint | None,
+        epoch: int | None,
+    ) -> None:
         if epoch is not None:
             await self._check_lease(feed, epoch)
 
@@ -106,7 +121,7 @@ class AzureBlobOffsetStore:
                 "epoch": epoch if epoch is not None else stored,
             }
 
-        await self._update(self._cursor(feed, sink), change)
+        await self._update(name, change)
 
     async def adopt(self, feed: str, legacy: str) -> list[str]:
         moved = []
@@ -174,19 +189,17 @@ class AzureBlobOffsetStore:
         if current is None:
             epoch = 1
         else:
-            body, live = current.body, not _expired(current)
+            body = current.body
             ours = body.get("owner") == owner and not body.get("released")
-            if live and not ours:
+            if not ours and not _expired(current):
                 return None
-            epoch = int(body["epoch"]) if live else int(body["epoch"]) + 1
+            epoch = int(body["epoch"]) + 1  # every term a new epoch, even a holder's own
         for _ in range(3):
             lease = {"feed": feed, "owner": owner, "epoch": epoch, "ttl": ttl, "released": False}
             written = await self.blobs.put(name, lease, _etag(current))
             if written is None:
                 return None  # another replica was quicker
             self._versions[name] = current = written
-            if self._held.get(feed) == epoch:
-                return epoch
             try:
                 await self._fence(feed, epoch)
             except _NewerCursor as newer:
@@ -242,6 +255,9 @@ class AzureBlobOffsetStore:
 
     def _lease(self, feed: str) -> str:
         return f"{self.prefix}/leases/{quote(feed, safe='')}.json"
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
 
     def _remember(self, name: str, current: Found | None) -> None:
         if current is None:

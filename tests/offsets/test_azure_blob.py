@@ -157,20 +157,31 @@ async def test_lease_acquire_renew_release(open_blob_store: Opener) -> None:
     assert await one.holder(FEED) is None
     assert await one.acquire(FEED, "one", 30) == 1
     assert await two.acquire(FEED, "two", 30) is None
-    assert await one.acquire(FEED, "one", 30) == 1  # still ours: the same epoch
-    await one.renew(FEED, "one", 1, 30)
+    assert await one.acquire(FEED, "one", 30) == 2  # its own, taken anew: a new term
+    await one.renew(FEED, "one", 2, 30)
     holder = await two.holder(FEED)
-    assert holder is not None and (holder.owner, holder.epoch) == ("one", 1)
+    assert holder is not None and (holder.owner, holder.epoch) == ("one", 2)
     with pytest.raises(LeaseLost):
-        await two.renew(FEED, "two", 1, 30)
-
-    await one.release(FEED, "one", 1)
-    assert await two.acquire(FEED, "two", 30) == 2
-    with pytest.raises(LeaseLost, match="epoch 1 is stale"):
         await one.renew(FEED, "one", 1, 30)
-    await one.release(FEED, "one", 1)  # no longer its own: left alone
+    with pytest.raises(LeaseLost):
+        await two.renew(FEED, "two", 2, 30)
+
+    await one.release(FEED, "one", 2)
+    assert await two.acquire(FEED, "two", 30) == 3
+    with pytest.raises(LeaseLost, match="epoch 2 is stale"):
+        await one.renew(FEED, "one", 2, 30)
+    await one.release(FEED, "one", 2)  # no longer its own: left alone
     holder = await one.holder(FEED)
-    assert holder is not None and (holder.owner, holder.epoch) == ("two", 2)
+    assert holder is not None and (holder.owner, holder.epoch) == ("two", 3)
+
+
+async def test_concurrent_commits_of_one_cursor_land_in_call_order(
+    open_blob_store: Opener,
+) -> None:
+    store = open_blob_store()
+    await asyncio.gather(*(store.commit(FEED, "a", str(n), n) for n in range(1, 31)))
+    stored = await open_blob_store().load(FEED, "a")
+    assert stored is not None and stored.sequence == 30
 
 
 async def test_an_expired_lease_is_taken_over_by_the_services_clock(
