@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from azure.storage.blob.aio import BlobServiceClient
 
-from tests.peers.azurite import AzuriteProcess
+from tests.peers.azurite import AzuriteProcess, shared_azurite
 
 
 async def _roundtrip(connection_string: str, container: str, data: bytes | None) -> bytes:
@@ -30,6 +30,12 @@ async def test_a_blob_written_survives_a_restart(
     assert await _roundtrip(azurite.connection_string, azurite_container, None) == b"{}"
 
 
-def test_the_shared_azurite_config(azurite_offsets: dict[str, object]) -> None:
+def test_the_shared_azurite_config(
+    azurite: AzuriteProcess, azurite_offsets: dict[str, object]
+) -> None:
+    assert shared_azurite() is azurite
     assert azurite_offsets["type"] == "azure_blob"
-    assert "127.0.0.1" in str(azurite_offsets["connection_string"])
+    assert f"127.0.0.1:{azurite.port}/" in str(azurite_offsets["connection_string"])
+    proxied = azurite.offsets("abc", via=1234, timeout="2s")
+    assert "BlobEndpoint=http://127.0.0.1:1234/devstoreaccount1;" in proxied["connection_string"]
+    assert proxied["timeout"] == "2s"

@@ -8,7 +8,8 @@ stopped no outgoing connection can be given it and keep the restart from binding
 
 Fixtures (registered for every test by `tests/conftest.py`):
 - `azurite`: one Azurite per test session (per xdist worker), shared; use a container of
-  your own (`azurite_container`) and it needs no cleanup.
+  your own (`azurite_container`) and it needs no cleanup. Outside fixtures, the same
+  process is `shared_azurite()`.
 - `azurite_container`: a container name unique to the test (not created).
 - `azurite_offsets`: the `offsets:` config (a dict) of an azure_blob store on the shared
   Azurite, in that test's own container.
@@ -18,11 +19,13 @@ Fixtures (registered for every test by `tests/conftest.py`):
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import re
 import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,19 +129,47 @@ class AzuriteProcess(LineChild):
 
     @property
     def connection_string(self) -> str:
+        return self.connection_string_via(self.port)
+
+    def connection_string_via(self, port: int) -> str:
+        """The connection string reaching this Azurite through `port` (a proxy's)."""
         return (
             f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint={self.url};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
         )
 
-    def offsets(self, container: str, **options: Any) -> dict[str, Any]:
-        """The `offsets:` config of an azure_blob store in `container` here."""
+    def offsets(self, container: str, *, via: int | None = None, **options: Any) -> dict[str, Any]:
+        """The `offsets:` config of an azure_blob store in `container` here (through port
+        `via`, a proxy's, when given)."""
         return {
             "type": "azure_blob",
             "container": container,
-            "connection_string": self.connection_string,
+            "connection_string": self.connection_string_via(via or self.port),
             **options,
         }
+
+
+_SHARED: list[AzuriteProcess] = []
+
+
+def shared_azurite() -> AzuriteProcess:
+    """The Azurite of this process (this xdist worker), started at the first call and
+    stopped when the process exits: for fixtures of any scope and for helpers that are not
+    fixtures (an engine table of a parametrised suite). Its containers are the tests' own
+    (`unique_container`), so they need no cleanup. Skips the test (fails it under CI) when
+    Azurite is not installed."""
+    _require_azurite()
+    if not _SHARED:
+        location = Path(tempfile.mkdtemp(prefix="azurite-"))
+        process = AzuriteProcess(location).start()
+        _SHARED.append(process)
+
+        def close() -> None:
+            process.close()
+            shutil.rmtree(location, ignore_errors=True)
+
+        atexit.register(close)
+    return _SHARED[0]
 
 
 def unique_container() -> str:
@@ -155,11 +186,9 @@ def _require_azurite() -> None:
 
 
 @pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteProcess]:
+def azurite() -> AzuriteProcess:
     """One Azurite for the session (per xdist worker), shared by the tests."""
-    _require_azurite()
-    with AzuriteProcess(tmp_path_factory.mktemp("azurite")) as process:
-        yield process
+    return shared_azurite()
 
 
 @pytest.fixture
