@@ -15,21 +15,24 @@ own monotonic clock, measured from before its renewal was sent, so earlier than 
 
 Fencing (why a stale leader cannot move a cursor, even racing with a take-over). Each
 cursor blob carries the epoch of the lease under which it was last written, and a write
-with an epoch refuses (LeaseLost) a blob whose epoch is higher. A replica that takes the
-lease at epoch E' (a CAS on the lease blob) then, before `acquire` returns, stamps every
-cursor blob of the feed with E' (a CAS each), and its `load` of a cursor that has no blob
-yet creates one stamped E' (a placeholder, read as "no cursor"). Take the old leader's
-write of a cursor at epoch E < E', conditional on a version it read:
-- if it lands before the new leader's stamp of that blob, the stamp (itself conditional)
-  comes after it, so the new leader's `load` sees it: it is part of the history before
-  the take-over, not a move behind the new leader's back;
+with an epoch refuses (LeaseLost) a blob whose epoch is higher. A replica that took the
+lease at epoch E' (a CAS on the lease blob) stamps each cursor with E' when its route loads
+it at the start of the term (a CAS; a cursor without a blob gets a placeholder stamped E',
+read as "no cursor"). Take the old leader's write of that cursor at epoch E < E',
+conditional on a version it read:
+- if it lands before the new leader's stamp, the stamp (itself conditional) comes after
+  it, so the new leader's `load` returns it: it is part of the history before the
+  take-over, not a move behind the new leader's back;
 - if it would land after the stamp, its condition names a version older than the stamp,
   so the service refuses it; the old leader reads the blob again, finds E' > E and raises
   LeaseLost without writing;
 - a commit with an epoch also reads the lease blob first and refuses at once when the
   lease's epoch is another or the lease was released: a leader paused for longer than the
-  TTL fails its first commit after resuming, even before anyone stamped.
-So after the new leader loaded a cursor, only writes with an epoch >= E' move it.
+  TTL fails its first commit after resuming, whether or not its cursors were stamped yet.
+So once the new leader loaded a cursor, only writes with an epoch >= E' move it. Stamping
+at `load` rather than in `acquire` keeps a take-over to two requests (a standby polls with
+`acquire`, and it must finish within a renew interval on a slow service too). A lease blob
+created anew (first use, or deleted) starts past every epoch the feed's cursors carry.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from bridge.core import azure_credential
 from bridge.offsets._blobs import MAX_CONFLICTS, Blobs, Found
@@ -184,35 +187,25 @@ class AzureBlobOffsetStore:
     # -- leases ----------------------------------------------------------------------------
 
     async def acquire(self, feed: str, owner: str, ttl: float) -> int | None:
+        """Two requests (read, conditional write): a standby polls with it and a new leader
+        must get it done well within a renew interval. The cursors are fenced by `load`."""
         name = self._lease(feed)
         current = await self.blobs.get(name)
-        if current is None:
-            epoch = 1
+        if current is None:  # new, or deleted: go past every epoch a cursor was written under
+            epoch = 1 + await self._newest_epoch(feed)
         else:
             body = current.body
             ours = body.get("owner") == owner and not body.get("released")
             if not ours and not _expired(current):
                 return None
             epoch = int(body["epoch"]) + 1  # every term a new epoch, even a holder's own
-        for _ in range(3):
-            lease = {"feed": feed, "owner": owner, "epoch": epoch, "ttl": ttl, "released": False}
-            written = await self.blobs.put(name, lease, _etag(current))
-            if written is None:
-                return None  # another replica was quicker
-            self._versions[name] = current = written
-            try:
-                await self._fence(feed, epoch)
-            except _NewerCursor as newer:
-                # A cursor from a later epoch than the lease blob's: the blob was deleted or
-                # restored. Go past it (the lease is ours: nobody else holds it now).
-                log.warning(
-                    "feed %s: %s; taking the lease at epoch %d", feed, newer, newer.epoch + 1
-                )
-                epoch = newer.epoch + 1
-                continue
-            self._held[feed] = epoch
-            return epoch
-        return None
+        lease = {"feed": feed, "owner": owner, "epoch": epoch, "ttl": ttl, "released": False}
+        written = await self.blobs.put(name, lease, _etag(current))
+        if written is None:
+            return None  # another replica was quicker
+        self._versions[name] = written
+        self._held[feed] = epoch
+        return epoch
 
     async def renew(self, feed: str, owner: str, epoch: int, ttl: float) -> None:
         name = self._lease(feed)
@@ -291,12 +284,11 @@ class AzureBlobOffsetStore:
             self._held.pop(feed, None)
             raise _lost(feed, epoch, current)
 
-    async def _fence(self, feed: str, epoch: int) -> None:
-        """Stamp each cursor of `feed` with `epoch`: older epochs can no longer write them."""
+    async def _newest_epoch(self, feed: str) -> int:
         folder = f"{self.prefix}/offsets/{quote(feed, safe='')}/"
-        for name in await self.blobs.names(folder):
-            sink = unquote(name[len(folder) :].removesuffix(".json"))
-            await self._update(name, _stamp(feed, sink, epoch), fresh=True)
+        names = await self.blobs.names(folder)
+        found = await asyncio.gather(*(self.blobs.get(name) for name in names))
+        return max((epoch for epoch in map(_epoch, found) if epoch is not None), default=0)
 
 
 def _stamp(feed: str, sink: str, epoch: int) -> Change:
@@ -381,18 +373,9 @@ def _lost(feed: str, epoch: int, lease: Found | None) -> LeaseLost:
     return LeaseLost(f"feed {feed}: lease epoch {epoch} is stale (the feed's {now})")
 
 
-class _NewerCursor(LeaseLost):
-    """A cursor blob written under a later epoch than the caller's."""
-
-    def __init__(self, message: str, epoch: int) -> None:
-        super().__init__(message)
-        self.epoch = epoch
-
-
 def _stale(feed: str, epoch: int, stored: int) -> LeaseLost:
-    return _NewerCursor(
-        f"feed {feed}: lease epoch {epoch} is stale (a cursor was written under epoch {stored})",
-        stored,
+    return LeaseLost(
+        f"feed {feed}: lease epoch {epoch} is stale (a cursor was written under epoch {stored})"
     )
 
 

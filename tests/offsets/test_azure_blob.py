@@ -223,9 +223,9 @@ async def test_a_stale_epoch_cannot_commit(open_blob_store: Opener) -> None:
 async def test_fencing_holds_even_when_the_lease_check_is_passed(
     open_blob_store: Opener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The race: the stale leader read the lease just before the take-over. The new
-    leader's stamp (existing cursors) and placeholder (a cursor not yet written) refuse
-    its writes at the cursor blob itself."""
+    """The race: the stale leader read the lease just before the take-over. Once the new
+    leader's routes loaded their cursors (stamped: an existing one, and a placeholder for
+    one not yet written), the cursor blobs themselves refuse the stale leader's writes."""
     old, new = open_blob_store(), open_blob_store()
     assert await old.acquire(FEED, "old", 1) == 1
     await old.commit(FEED, "kafka", "10", 10, epoch=1)
@@ -235,16 +235,19 @@ async def test_fencing_holds_even_when_the_lease_check_is_passed(
 
     monkeypatch.setattr(old, "_check_lease", passed)
     await _poll(lambda: new.acquire(FEED, "new", 30))  # once expired: epoch 2
+    await old.commit(FEED, "kafka", "11", 11, epoch=1)  # lands before the new term's load
+    loaded = await new.load(FEED, "kafka")  # ... which therefore sees it
+    assert loaded is not None and loaded.position == "11"
     assert await new.load(FEED, "webhook") is None  # a placeholder, stamped 2
 
     with pytest.raises(LeaseLost, match="written under epoch 2"):
-        await old.commit(FEED, "kafka", "11", 11, epoch=1)
+        await old.commit(FEED, "kafka", "12", 12, epoch=1)
     with pytest.raises(LeaseLost, match="written under epoch 2"):
-        await old.commit(FEED, "webhook", "11", 11, epoch=1)
-    assert [(r.sink, r.position) for r in await new.list(FEED)] == [("kafka", "10")]
+        await old.commit(FEED, "webhook", "12", 12, epoch=1)
+    assert [(r.sink, r.position) for r in await new.list(FEED)] == [("kafka", "11")]
     await new.commit(FEED, "webhook", "30", 30, epoch=2)
     assert [(r.sink, r.position) for r in await new.list(FEED)] == [
-        ("kafka", "10"),
+        ("kafka", "11"),
         ("webhook", "30"),
     ]
 
@@ -276,11 +279,13 @@ async def test_a_deleted_lease_blob_does_not_lock_the_feed_out(open_blob_store: 
     await first.commit(FEED, "kafka", "10", 10, epoch=1)
     await first.release(FEED, "one", 1)
     assert await second.acquire(FEED, "two", 30) == 2
+    await second.load(FEED, "kafka")  # its route starts: the cursor is stamped 2
     lease = await second.blobs.get(second._lease(FEED))
     assert lease is not None and await second.blobs.delete(second._lease(FEED), lease.etag)
 
     third = open_blob_store()
     assert await third.acquire(FEED, "three", 30) == 3
+    await third.load(FEED, "kafka")
     await third.commit(FEED, "kafka", "11", 11, epoch=3)
     with pytest.raises(LeaseLost):
         await second.commit(FEED, "kafka", "12", 12, epoch=2)
