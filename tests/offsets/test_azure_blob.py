@@ -312,6 +312,28 @@ async def test_an_unreachable_service_fails_in_time_before_its_first_answer(
     assert "\n" not in str(caught.value)
 
 
+def test_expiry_by_the_service_clock_allows_for_whole_seconds() -> None:
+    """Last-Modified and Date are whole seconds: a lease written at 10.999 s (shown 10) and
+    read at 13.0 s (shown 13) with a 3 s TTL has 0.001 s left, so it expires only when
+    Date >= Last-Modified + TTL + 1 s."""
+    from datetime import UTC, datetime, timedelta
+
+    from bridge.offsets._blobs import Found
+    from bridge.offsets.azure_blob import _expired, _expires_at
+
+    written = datetime(2026, 1, 1, 0, 0, 10, tzinfo=UTC)
+    body = {"owner": "a", "epoch": 1, "ttl": 3, "released": False}
+
+    def lease(seconds_later: int, **more: Any) -> Found:
+        read = written + timedelta(seconds=seconds_later)
+        return Found({**body, **more}, '"e"', written, read)
+
+    assert _expires_at(lease(0)) == written + timedelta(seconds=3)
+    assert not _expired(lease(3))
+    assert _expired(lease(4))
+    assert _expired(lease(0, released=True))
+
+
 def test_transport_errors_lose_url_queries() -> None:
     from azure.core.exceptions import ServiceRequestError
 
