@@ -32,7 +32,12 @@ conditional on a version it read:
 So once the new leader loaded a cursor, only writes with an epoch >= E' move it. Stamping
 at `load` rather than in `acquire` keeps a take-over to two requests (a standby polls with
 `acquire`, and it must finish within a renew interval on a slow service too). A lease blob
-created anew (first use, or deleted) starts past every epoch the feed's cursors carry.
+created anew (first use, or deleted) starts past every epoch the feed's cursors carry. A
+`load` that finds a cursor stamped with a later epoch than the one this store acquired
+raises LeaseLost: another replica took over between the acquire and the load.
+
+Calls wait out outages of the service once it has answered (`_blobs`); a caller that must
+not wait (the leader's renewal, a standby's poll) bounds them with its own timeout.
 """
 
 from __future__ import annotations

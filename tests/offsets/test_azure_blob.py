@@ -57,8 +57,8 @@ async def _poll(condition: Callable[[], Any], timeout: float = 30.0) -> None:
 async def test_commit_load_list_delete(open_blob_store: Opener) -> None:
     store = open_blob_store()
     assert await store.load(FEED, "kafka") is None
-    print_ = Fingerprint(41, "2026-01-01T00:00:00Z", "1.2.3")
-    await store.commit(FEED, "kafka", "41", 41, print_)
+    fingerprint = Fingerprint(41, "2026-01-01T00:00:00Z", "1.2.3")
+    await store.commit(FEED, "kafka", "41", 41, fingerprint)
     await store.commit(FEED, "kafka", "42", 42)
     await store.commit(FEED, "a/b c", "7", None)
     await store.commit("other:feed", "kafka", "1", 1)
@@ -71,9 +71,9 @@ async def test_commit_load_list_delete(open_blob_store: Opener) -> None:
     assert rows == [(FEED, "a/b c", "7"), (FEED, "kafka", "42"), ("other:feed", "kafka", "1")]
     assert [row.sink for row in await store.list(FEED)] == ["a/b c", "kafka"]
 
-    await store.commit(FEED, "kafka", "43", 43, print_)
+    await store.commit(FEED, "kafka", "43", 43, fingerprint)
     again = await open_blob_store().load(FEED, "kafka")  # another client sees it
-    assert again is not None and again.fingerprint == print_
+    assert again is not None and again.fingerprint == fingerprint
 
     assert await store.delete(FEED, "kafka") is True
     assert await store.delete(FEED, "kafka") is False
