@@ -252,6 +252,19 @@ async def test_fencing_holds_even_when_the_lease_check_is_passed(
     ]
 
 
+async def test_a_load_after_a_take_over_is_refused(open_blob_store: Opener) -> None:
+    """Paused between its acquire and its routes' loads, a replica finds its cursors
+    stamped by the next leader: LeaseLost, not a cursor to deliver from."""
+    old, new = open_blob_store(), open_blob_store()
+    await new.commit(FEED, "kafka", "5", 5)
+    assert await old.acquire(FEED, "old", 1) == 1
+    await _poll(lambda: new.acquire(FEED, "new", 30))
+    loaded = await new.load(FEED, "kafka")
+    assert loaded is not None and loaded.position == "5"
+    with pytest.raises(LeaseLost, match="written under epoch 2"):
+        await old.load(FEED, "kafka")
+
+
 async def test_replicas_racing_for_a_free_lease_one_wins(open_blob_store: Opener) -> None:
     stores = [open_blob_store() for _ in range(4)]
     won = await asyncio.gather(*(s.acquire(FEED, f"r{n}", 30) for n, s in enumerate(stores)))
