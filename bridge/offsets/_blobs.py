@@ -175,6 +175,14 @@ class Blobs:
                     await self._create_container()
                 result = await operation()
                 self._answered = True
+                if attempt:
+                    log.info(
+                        "offset store %s: connected again (%s after %d failed attempts, %.1fs)",
+                        self.where,
+                        what,
+                        attempt,
+                        time.monotonic() - started,
+                    )
                 return result
             except (asyncio.CancelledError, OffsetStoreError):
                 raise

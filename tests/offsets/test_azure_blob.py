@@ -382,6 +382,7 @@ async def test_commits_wait_out_an_engine_restart_and_lose_nothing(
         await asyncio.wait_for(commits, 60)
         loaded = await _opener(azurite.offsets(azurite_container), opened)().load(FEED, "kafka")
         assert loaded is not None and loaded.position == "20"
+        assert any("connected again" in record.getMessage() for record in caplog.records)
     finally:
         for one in opened:
             await one.close()
