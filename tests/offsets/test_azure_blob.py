@@ -9,6 +9,7 @@ shape a parametrised store-contract suite can take over (one factory per backend
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -365,6 +366,7 @@ async def test_commits_wait_out_an_engine_restart_and_lose_nothing(
     azurite_container: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bridge.offsets")
     azurite = start_azurite()
     opened: list[AzureBlobOffsetStore] = []
     store = _opener(azurite.offsets(azurite_container, timeout="2s"), opened)()
