@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos clean tools
+.PHONY: run test lint bench chaos clean tools azurite
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/dicom-bridge demo
 
+# Azurite (the Azure Storage emulator) for the azure_blob offset store's tests, from npm into
+# .tools/ (ignored); nothing to do when it is there.
+AZURITE := .tools/node_modules/.bin/azurite-blob
+azurite: $(AZURITE)
+$(AZURITE):
+	@command -v npm >/dev/null || { echo "npm is needed to install Azurite (apt-get install -y npm)"; exit 1; }
+	npm install --prefix .tools --no-audit --no-fund --no-save 'azurite@^3.35.0'
+	@touch $(AZURITE)
+
 # Four workers on two cores: most tests wait on subprocesses and sockets, not the CPU.
-test: $(STAMP)
+test: $(STAMP) $(AZURITE)
 	$(BIN)/python -m pytest -q -n 4
 
 lint: $(STAMP)
@@ -38,4 +47,4 @@ tools:
 	@command -v promtool >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus)
 
 clean:
-	rm -rf $(VENV) out state .pytest_cache
+	rm -rf $(VENV) out state .pytest_cache .tools

@@ -26,9 +26,10 @@ import psycopg
 from psycopg import sql
 
 from bench.harness import run_bridge, simulator_get
-from bridge.config import PostgresOffsetsConfig, SqliteOffsetsConfig
+from bridge.config import AzureBlobOffsetsConfig, PostgresOffsetsConfig, SqliteOffsetsConfig
 from bridge.offsets import open_store
 from bridge.simulator.process import SimulatorSubprocess
+from tests.peers.azurite import AzuriteProcess
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,11 +55,15 @@ def database(admin_dsn: str) -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def catch_up(args: argparse.Namespace, work: Path, dsn: str) -> list[tuple[str, float]]:
+def catch_up(
+    args: argparse.Namespace, work: Path, dsn: str, azurite: AzuriteProcess
+) -> list[tuple[str, float]]:
     stores: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         ("sqlite", {"path": "state/offsets.db"}, {}),
         ("postgres", {"type": "postgres", "dsn": dsn, "table": "w1"}, {}),
         ("postgres, ha", {"type": "postgres", "dsn": dsn, "table": "w1ha"}, {"ha": {}}),
+        ("azure_blob", azurite.offsets("w1-plain"), {}),
+        ("azure_blob, ha", azurite.offsets("w1-ha"), {"ha": {}}),
     ]
     rows = []
     with SimulatorSubprocess(entries=args.entries, seed=1, latency_ms=args.latency_ms) as sim:
@@ -75,12 +80,17 @@ def catch_up(args: argparse.Namespace, work: Path, dsn: str) -> list[tuple[str, 
     return rows
 
 
-async def commits(count: int, dsn: str, work: Path) -> list[tuple[str, float]]:
+async def commits(
+    count: int, dsn: str, work: Path, azurite: AzuriteProcess
+) -> list[tuple[str, float]]:
     rows = []
+    blob = AzureBlobOffsetsConfig.model_validate(azurite.offsets("commits"))
     for label, config, fenced in (
         ("sqlite", SqliteOffsetsConfig(path=work / "commits.db"), False),
         ("postgres", PostgresOffsetsConfig(type="postgres", dsn=dsn, table="c"), False),
         ("postgres, fenced", PostgresOffsetsConfig(type="postgres", dsn=dsn, table="c"), True),
+        ("azure_blob", blob, False),
+        ("azure_blob, fenced", blob, True),
     ):
         store: Any = open_store(config)
         try:
@@ -97,10 +107,14 @@ async def commits(count: int, dsn: str, work: Path) -> list[tuple[str, float]]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-stores-") as scratch, database(args.dsn) as dsn:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-stores-") as scratch,
+        database(args.dsn) as dsn,
+        AzuriteProcess(Path(tempfile.mkdtemp(prefix="bench-azurite-"))) as azurite,
+    ):
         work = Path(scratch)
-        rates = catch_up(args, work, dsn)
-        per_second = asyncio.run(commits(args.commits, dsn, work))
+        rates = catch_up(args, work, dsn, azurite)
+        per_second = asyncio.run(commits(args.commits, dsn, work, azurite))
     base = rates[0][1]
     print(f"W1 catch-up, {args.entries:,} entries, file sink, latency {args.latency_ms} ms")
     for label, rate in rates:

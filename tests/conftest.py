@@ -12,7 +12,9 @@ from bridge.core import redact
 from tests import network_guard as guard
 from tests.peers.simulator import SimulatorProcess
 
-pytest_plugins = ["pytester"]  # the network guard's own test runs a pytest session
+# pytester: the network guard's own test runs a pytest session; tests.peers.azurite: the
+# Azurite fixtures (azurite, azurite_container, azurite_offsets, start_azurite).
+pytest_plugins = ["pytester", "tests.peers.azurite"]
 
 _GUARD_LOG = pytest.StashKey[Path]()
 

@@ -19,6 +19,7 @@ from bridge.config.feed import (
 )
 from bridge.config.loading import load_config, parse_config
 from bridge.config.models import (
+    AzureBlobOffsetsConfig,
     BridgeConfig,
     HaConfig,
     HttpConfig,
@@ -31,6 +32,7 @@ from bridge.config.models import (
 __all__ = [
     "AuthConfig",
     "AzureAuth",
+    "AzureBlobOffsetsConfig",
     "BearerAuth",
     "BridgeConfig",
     "ConfigError",

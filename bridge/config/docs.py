@@ -22,6 +22,7 @@ from pydantic_core import PydanticUndefined
 
 from bridge.config import (
     AzureAuth,
+    AzureBlobOffsetsConfig,
     BearerAuth,
     BridgeConfig,
     FeedConfig,
@@ -49,6 +50,7 @@ SECTIONS: list[tuple[str, type[BaseModel], set[str]]] = [
     ("`feed.auth` with `type: bearer`", BearerAuth, set()),
     ("`feed.auth` with `type: azure`", AzureAuth, set()),
     ("`offsets` with `type: sqlite`", SqliteOffsetsConfig, set()),
+    ("`offsets` with `type: azure_blob`", AzureBlobOffsetsConfig, set()),
     ("`http`", HttpConfig, set()),
     ("Every sink (route settings)", SinkConfig, {"type"}),
     ("`filter` (of a sink)", FilterConfig, set()),

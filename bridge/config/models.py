@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from pydantic import Field, field_validator, model_validator
 
 from bridge.config.feed import FeedConfig
-from bridge.core.configspec import Duration, StrictModel, error_at, tagged_union
+from bridge.core.configspec import (
+    Duration,
+    EntraCredential,
+    StrictModel,
+    error_at,
+    tagged_union,
+)
 from bridge.core.redact import register, register_url
 from bridge.core.secret import Secret
 from sinks import AnySinkConfig, SinkConfig
@@ -80,6 +86,115 @@ class PostgresOffsetsConfig(_OffsetStoreConfig):
         return value
 
 
+#: Blob container names: 3-63 lowercase letters, digits and single hyphens.
+_CONTAINER = re.compile(r"(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+
+
+class AzureBlobOffsetsConfig(_OffsetStoreConfig, EntraCredential):
+    """Cursors as small JSON blobs in Azure Blob Storage, each write a compare-and-swap on
+    the blob's ETag; with `ha:`, the feed's lease is a blob beside them. Authenticated by a
+    connection string, or by Microsoft Entra ID with account_url (the credential options
+    below; none set: DefaultAzureCredential)."""
+
+    type: Literal["azure_blob"] = Field(description="Offset store type.")
+    container: str = Field(
+        description="Blob container of the cursors (created if missing, which needs the "
+        "Storage Blob Data Contributor role on the account; on the container, create it "
+        "beforehand)."
+    )
+    prefix: str = Field(
+        "dicom-bridge",
+        description="Folder of the blobs in the container: <prefix>/offsets/<feed>/<sink>.json "
+        "and <prefix>/leases/<feed>.json. Bridges sharing a container keep apart by it.",
+    )
+    connection_string: Secret | None = Field(
+        None,
+        description="Storage account connection string (use ${VAR} or "
+        "connection_string_file), e.g. DefaultEndpointsProtocol=https;AccountName=...;"
+        "AccountKey=...;EndpointSuffix=core.windows.net. Either this or account_url.",
+    )
+    account_url: str | None = Field(
+        None,
+        description="Blob endpoint of the account (https://<account>.blob.core.windows.net), "
+        "authenticated with Microsoft Entra ID; needs the Storage Blob Data Contributor role.",
+    )
+    auth: Literal["azure"] | None = Field(
+        None,
+        description="With account_url: azure (Microsoft Entra ID, the only choice there; may "
+        "be left out).",
+    )
+    timeout: Duration = Field(
+        "10s",
+        validate_default=True,
+        gt=0,
+        description="Deadline of one request to the storage service; a request that fails or "
+        "times out is retried with backoff (commits wait; nothing is lost).",
+    )
+
+    @field_validator("container")
+    @classmethod
+    def _container_name(cls, value: str) -> str:
+        if not _CONTAINER.fullmatch(value):
+            raise ValueError(
+                f"invalid container name {value!r} (3-63 lowercase letters, digits and "
+                "single hyphens, starting and ending with a letter or digit)"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value or len(value) > 200:
+            raise ValueError("must be 1-200 characters (a folder such as dicom-bridge)")
+        return value
+
+    @field_validator("connection_string")
+    @classmethod
+    def _usable_connection_string(cls, value: Secret | None) -> Secret | None:
+        if value is not None:
+            keys = {
+                part.split("=", 1)[0].strip().lower()
+                for part in value.get_secret_value().split(";")
+                if "=" in part
+            }
+            if not keys & {"accountname", "blobendpoint"}:
+                raise ValueError(
+                    "not a storage connection string (no AccountName= or BlobEndpoint=; "
+                    "the value is not shown)"
+                )
+        return value
+
+    @field_validator("account_url")
+    @classmethod
+    def _account_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if any(char in value for char in ";="):
+            raise ValueError(
+                "expected a URL such as https://myaccount.blob.core.windows.net, got key=value "
+                "settings (not shown: they may hold a key); a connection string goes in "
+                "connection_string"
+            )
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                f"expected a URL such as https://myaccount.blob.core.windows.net, got {value!r}"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> AzureBlobOffsetsConfig:
+        if (self.connection_string is None) == (self.account_url is None):
+            raise error_at(
+                "connection_string", message="set exactly one of connection_string or account_url"
+            )
+        if self.connection_string is not None:
+            for option in ("auth", *EntraCredential.model_fields):
+                if getattr(self, option) is not None:
+                    raise error_at(option, message="only with account_url (Entra ID)")
+        return self
+
+
 class HaConfig(StrictModel):
     """Replicas: one active bridge per feed, by a lease kept in the offset store."""
 
@@ -113,9 +228,11 @@ class HaConfig(StrictModel):
 
 
 if TYPE_CHECKING:  # the union pydantic builds at runtime, as checkers see it
-    OffsetsConfig: TypeAlias = SqliteOffsetsConfig | PostgresOffsetsConfig
+    OffsetsConfig: TypeAlias = SqliteOffsetsConfig | PostgresOffsetsConfig | AzureBlobOffsetsConfig
 else:
-    OffsetsConfig = tagged_union([SqliteOffsetsConfig, PostgresOffsetsConfig], default="sqlite")
+    OffsetsConfig = tagged_union(
+        [SqliteOffsetsConfig, PostgresOffsetsConfig, AzureBlobOffsetsConfig], default="sqlite"
+    )
 
 
 class HttpConfig(StrictModel):
@@ -194,7 +311,7 @@ class BridgeConfig(StrictModel):
     ha: HaConfig | None = Field(
         None,
         description="Run as replicas: only the holder of the feed's lease delivers, the others "
-        "stand by; needs a shared offset store (postgres). Off when absent.",
+        "stand by; needs a shared offset store (postgres or azure_blob). Off when absent.",
     )
     drain_timeout: Duration = Field(
         "10s",
@@ -216,7 +333,7 @@ class BridgeConfig(StrictModel):
         if self.ha is not None and self.offsets.type == "sqlite":
             raise error_at(
                 "ha",
-                message="needs a shared offset store (offsets.type: postgres); sqlite is "
+                message="needs a shared offset store (offsets.type: postgres or azure_blob); sqlite is "
                 "single-host",
             )
         return self

@@ -35,7 +35,9 @@ BASE64_MIN_LENGTH = 12
 ROTATIONS_KEPT = 3
 #: SAS tokens are signed anew for every connection: no value to register, a shape to mask.
 _SAS_SIGNATURE = re.compile(r"(sig=)[^&;\s\"']+", re.IGNORECASE)
-_CONNECTION_STRING_KEYS = frozenset({"sharedaccesskey", "sharedaccesssignature", "password"})
+_CONNECTION_STRING_KEYS = frozenset(
+    {"sharedaccesskey", "sharedaccesssignature", "password", "accountkey"}  # accountkey: storage
+)
 _URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@")
 _WEBHOOK_SECRET = re.compile(r"whsec_([A-Za-z0-9+/]+={0,2})")
 _SCHEME_CREDENTIAL = re.compile(r"(Bearer|Basic|Token|SharedAccessSignature)\s+(\S+)", re.I)

@@ -134,6 +134,7 @@ class OffsetStore(Protocol):
 
 _BACKENDS = {
     "sqlite": "bridge.offsets.sqlite",
+    "azure_blob": "bridge.offsets.azure_blob",
     "postgres": "bridge.offsets.postgres",
 }
 

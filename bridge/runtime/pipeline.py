@@ -199,7 +199,10 @@ class Pipeline:
         store = self.replica.fenced()
         self.routes[:] = [self._route(sink_config, store) for sink_config in self.config.sinks]
         self._show_role()
-        await self._deliver(store, exit_when_caught_up, deadline)
+        try:
+            await self._deliver(store, exit_when_caught_up, deadline)
+        except LeaseLost as exc:  # a newer leader stamped a cursor before this one loaded it
+            store.term.end(str(exc))
         lost = [route for route in self.routes if isinstance(route.fatal, LeaseLost)]
         if not self.replica.ended() and not lost:
             return False

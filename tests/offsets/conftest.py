@@ -15,9 +15,15 @@ from typing import Any
 
 import pytest
 
-from bridge.config import OffsetsConfig, PostgresOffsetsConfig, SqliteOffsetsConfig
+from bridge.config import (
+    AzureBlobOffsetsConfig,
+    OffsetsConfig,
+    PostgresOffsetsConfig,
+    SqliteOffsetsConfig,
+)
 from bridge.offsets import OffsetStore, open_store
 from tests.peers import postgres
+from tests.peers.azurite import shared_azurite, unique_container
 
 
 @dataclass
@@ -43,9 +49,20 @@ def postgres_engine(tmp_path: Path) -> Iterator[Engine]:
         yield Engine("postgres", config, leases=True)
 
 
+@contextlib.contextmanager
+def azure_blob_engine(tmp_path: Path) -> Iterator[Engine]:
+    azurite, container = shared_azurite(), unique_container()
+
+    def config(**more: Any) -> AzureBlobOffsetsConfig:
+        return AzureBlobOffsetsConfig.model_validate({**azurite.offsets(container), **more})
+
+    yield Engine("azure_blob", config, leases=True)
+
+
 ENGINES: dict[str, Callable[[Path], contextlib.AbstractContextManager[Engine]]] = {
     "sqlite": sqlite_engine,
     "postgres": postgres_engine,
+    "azure_blob": azure_blob_engine,
 }
 
 

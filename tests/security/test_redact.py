@@ -59,6 +59,12 @@ def test_derived_secrets_are_masked_too(redact):
     assert scrubbed.startswith("SharedAccessKey=**********; the key **********;")
 
 
+def test_a_storage_account_key_is_masked_alone(redact):
+    key = "U3RvcmFnZUFjY291bnRLZXlGb3JUZXN0cw=="
+    redact.add(f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};")
+    assert redact(f"signed with {key}") == "signed with **********"
+
+
 def test_configured_secrets_are_registered_when_the_config_loads():
     token = "Loaded-At-Parse-Time-Tok3n"
     parse_config(

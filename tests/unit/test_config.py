@@ -108,7 +108,7 @@ MALFORMED = {
     ),
     "unknown offsets type": (
         config(extra="offsets: {type: redis}\n"),
-        "offsets.type: unknown type 'redis' (valid types: postgres, sqlite)",
+        "offsets.type: unknown type 'redis' (valid types: azure_blob, postgres, sqlite)",
     ),
     "url with version segment": (
         config(feed="{url: 'https://h.example/v2/'}"),

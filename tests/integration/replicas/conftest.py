@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from bridge.config import OffsetsConfig
 from tests.peers import postgres
+from tests.peers.azurite import shared_azurite, unique_container
 from tests.peers.tcp_proxy import TcpProxy
 
 
@@ -37,7 +38,14 @@ def _postgres() -> Iterator[SharedStore]:
         yield SharedStore("postgres", offsets, proxy, direct)
 
 
-ENGINES = {"postgres": _postgres}
+def _azure_blob() -> Iterator[SharedStore]:
+    azurite, container = shared_azurite(), unique_container()
+    with TcpProxy(azurite.port) as proxy:
+        offsets = azurite.offsets(container, via=proxy.port, timeout="2s")
+        yield SharedStore("azure_blob", offsets, proxy, azurite.offsets(container))
+
+
+ENGINES = {"postgres": _postgres, "azure_blob": _azure_blob}
 
 
 @pytest.fixture(params=sorted(ENGINES))
