@@ -333,8 +333,8 @@ class BridgeConfig(StrictModel):
         if self.ha is not None and self.offsets.type == "sqlite":
             raise error_at(
                 "ha",
-                message="needs a shared offset store (offsets.type: postgres or azure_blob); sqlite is "
-                "single-host",
+                message="needs a shared offset store (offsets.type: postgres or azure_blob); "
+                "sqlite is single-host",
             )
         return self
 
