@@ -28,6 +28,7 @@ from bridge.config import (
     FeedConfig,
     HttpConfig,
     NoAuth,
+    PostgresOffsetsConfig,
     SqliteOffsetsConfig,
 )
 from bridge.core.configspec import (
@@ -50,6 +51,7 @@ SECTIONS: list[tuple[str, type[BaseModel], set[str]]] = [
     ("`feed.auth` with `type: bearer`", BearerAuth, set()),
     ("`feed.auth` with `type: azure`", AzureAuth, set()),
     ("`offsets` with `type: sqlite`", SqliteOffsetsConfig, set()),
+    ("`offsets` with `type: postgres`", PostgresOffsetsConfig, set()),
     ("`offsets` with `type: azure_blob`", AzureBlobOffsetsConfig, set()),
     ("`http`", HttpConfig, set()),
     ("Every sink (route settings)", SinkConfig, {"type"}),

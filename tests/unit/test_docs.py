@@ -15,3 +15,16 @@ def test_every_config_field_is_documented():
     for line in reference().splitlines():
         if line.startswith("| `"):
             assert not line.rstrip().endswith("|  |"), line
+
+
+def test_every_offset_store_has_its_own_section():
+    from typing import get_args
+
+    from bridge.config import OffsetsConfig
+
+    text = reference()
+    members = get_args(get_args(OffsetsConfig)[0])  # Annotated[Model, Tag(type)] each
+    stores = [member.__metadata__[0].tag for member in members]
+    assert len(stores) >= 3
+    for store in stores:
+        assert f"#### `offsets` with `type: {store}`" in text
