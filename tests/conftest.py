@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from bridge.core import redact
+from bridge.runtime.logs import JsonFormatter, TextFormatter
 from tests import network_guard as guard
 from tests.peers.simulator import SimulatorProcess
 
@@ -55,6 +57,22 @@ def _own_secret_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """The secrets registry is process-wide: each test scrubs the secrets it configured,
     not those of the tests before it."""
     monkeypatch.setattr(redact, "_REGISTRY", redact.Redactor())
+
+
+@pytest.fixture(autouse=True)
+def _own_root_logging() -> Iterator[None]:
+    """A command run in-process installs the bridge's handler on the root logger, writing
+    to that test's (captured, later closed) stderr with its repeat counter; the tests after
+    it must neither write there nor inherit its counts."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [
+        handler
+        for handler in root.handlers
+        if not isinstance(handler.formatter, TextFormatter | JsonFormatter)
+    ]
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -184,7 +184,7 @@ class AzureBlobOffsetStore:
         written = await self.blobs.put(probe, {"probe": True}, _etag(current))
         if written is not None:
             await self.blobs.delete(probe, written.etag)
-        return f"azure_blob {self.blobs.where}: writable, {len(cursors)} cursor(s)"
+        return f"{self.blobs.where}: writable, {len(cursors)} cursor(s)"
 
     async def close(self) -> None:
         await self.blobs.close()

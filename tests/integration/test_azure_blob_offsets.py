@@ -37,7 +37,8 @@ def test_run_resumes_from_the_cursor_blob(
     config = _config(tmp_path, sim.url, azurite_offsets)
     checked = run_bridge("check", "-c", str(config))
     assert checked.returncode == 0, checked.stderr + checked.stdout
-    assert "azure_blob store writable" in checked.stdout
+    assert "ok   offsets: azure_blob 127.0.0.1" in checked.stdout
+    assert "writable, 0 cursor(s)" in checked.stdout
 
     done = run_bridge("run", "-c", str(config), "--exit-when-caught-up")
     assert done.returncode == 0, done.stderr
