@@ -169,6 +169,12 @@ def register_url(url: str) -> None:
     _REGISTRY.add_url(url)
 
 
+def describe(exc: BaseException) -> str:
+    """An exception on one line (its type when it has no message), secrets masked: what a
+    sink puts in an outcome's reason or a log line."""
+    return scrub(" ".join(str(exc).split()) or type(exc).__name__)
+
+
 def scrub(text: str) -> str:
     """`text` with every registered secret masked."""
     return _REGISTRY(text)

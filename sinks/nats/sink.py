@@ -45,7 +45,7 @@ from nats.errors import (
 )
 from nats.js.errors import APIError, NotFoundError
 
-from bridge.core.redact import scrub
+from bridge.core import redact
 from bridge.core.sink import (
     DELIVERED,
     BaseSink,
@@ -74,11 +74,8 @@ _REFUSED = ("authorization violation", "authentication", "permissions violation"
 
 
 def describe(exc: BaseException) -> str:
-    """The exception on one line, secrets masked."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if text.startswith("nats: "):
-        text = text[len("nats: ") :]
-    return scrub(text)
+    """The exception on one line, secrets masked, without nats-py's `nats: ` prefix."""
+    return redact.describe(exc).removeprefix("nats: ")
 
 
 def is_refusal(exc: BaseException) -> bool:

@@ -31,7 +31,7 @@ import aio_pika
 import aiormq.exceptions as amqp
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
-from bridge.core.redact import scrub
+from bridge.core.redact import describe
 from bridge.core.sink import (
     DELIVERED,
     BaseSink,
@@ -60,12 +60,6 @@ _REFUSED = (
     amqp.ConnectionNotAllowed,
     amqp.ChannelAccessRefused,
 )
-
-
-def describe(exc: BaseException) -> str:
-    """The exception on one line, secrets masked."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return scrub(text)
 
 
 class RabbitMqSink(BaseSink):

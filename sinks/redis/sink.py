@@ -41,7 +41,7 @@ from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
 )
 
-from bridge.core.redact import scrub
+from bridge.core.redact import describe
 from bridge.core.sink import (
     DELIVERED,
     BaseSink,
@@ -63,12 +63,6 @@ PROBE_TIMEOUT = 10.0
 #: Error replies that say the server cannot take writes right now.
 _BUSY = ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "MISCONF", "CLUSTERDOWN")
 _REFUSED = ("NOPERM", "NOAUTH", "WRONGPASS")
-
-
-def describe(exc: BaseException) -> str:
-    """The exception on one line, secrets masked."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return scrub(text)
 
 
 class RedisSink(BaseSink):
