@@ -1,19 +1,18 @@
-"""The embedded sqlite offset store."""
+"""The embedded sqlite offset store: what only sqlite does (files, durability, versions);
+the behaviour every store shares is in tests/offsets/test_contract.py."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bridge.config import SqliteOffsetsConfig
-from bridge.offsets import Fingerprint, OffsetStore, OffsetStoreError, StoredOffset, open_store
+from bridge.offsets import Fingerprint, OffsetStore, OffsetStoreError, open_store
 
 FEED = "https://h.example"
 
@@ -25,65 +24,6 @@ async def store(tmp_path: Path):
     await opened.close()
 
 
-async def test_commit_is_an_upsert(store: OffsetStore) -> None:
-    assert await store.load(FEED, "archive") is None
-    before = datetime.now(UTC)
-    await store.commit(FEED, "archive", "10", 10)
-    await store.commit(FEED, "archive", "25", 25)
-    stored = await store.load(FEED, "archive")
-    assert isinstance(stored, StoredOffset)
-    assert (stored.feed, stored.sink, stored.position, stored.sequence) == (
-        FEED,
-        "archive",
-        "25",
-        25,
-    )
-    assert before <= stored.updated_at <= datetime.now(UTC)
-
-
-async def test_position_is_opaque_and_sequence_optional(store: OffsetStore) -> None:
-    position = '{"window":"2024-05-10T16:12:03.1234567+00:00","after":7}'
-    await store.commit(FEED, "events", position, None)
-    stored = await store.load(FEED, "events")
-    assert stored is not None
-    assert (stored.position, stored.sequence) == (position, None)
-
-
-async def test_list_and_delete(store: OffsetStore) -> None:
-    await store.commit(FEED, "b", "2", 2)
-    await store.commit(FEED, "a", "1", 1)
-    await store.commit("https://other", "a", "9", 9)
-    assert [(o.feed, o.sink) for o in await store.list()] == [
-        (FEED, "a"),
-        (FEED, "b"),
-        ("https://other", "a"),
-    ]
-    assert [o.sink for o in await store.list(FEED)] == ["a", "b"]
-    assert await store.delete(FEED, "a") is True
-    assert await store.delete(FEED, "a") is False
-    assert await store.load(FEED, "a") is None
-    assert await store.load("https://other", "a") is not None
-
-
-async def test_concurrent_commits_land_in_call_order(store: OffsetStore) -> None:
-    await asyncio.gather(*(store.commit(FEED, "a", str(n), n) for n in range(1, 51)))
-    stored = await store.load(FEED, "a")
-    assert stored is not None and stored.sequence == 50
-
-
-async def test_reopen_keeps_cursors(tmp_path: Path) -> None:
-    config = SqliteOffsetsConfig(path=tmp_path / "offsets.db")
-    first = open_store(config)
-    await first.commit(FEED, "archive", "42", 42)
-    await first.close()
-    second = open_store(config)
-    try:
-        stored = await second.load(FEED, "archive")
-        assert stored is not None and stored.position == "42"
-    finally:
-        await second.close()
-
-
 async def test_durability_settings(store: OffsetStore, tmp_path: Path) -> None:
     await store.commit(FEED, "a", "1", 1)
     db = sqlite3.connect(tmp_path / "state" / "offsets.db")
@@ -91,11 +31,6 @@ async def test_durability_settings(store: OffsetStore, tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         db.close()
-
-
-async def test_check_reports_writable(store: OffsetStore) -> None:
-    await store.commit(FEED, "a", "1", 1)
-    assert (await store.check()).endswith("writable, 1 cursor(s)")
 
 
 async def test_closed_store_raises(store: OffsetStore) -> None:
@@ -174,17 +109,6 @@ async def test_a_store_of_an_older_version_is_upgraded_in_place(tmp_path: Path) 
         assert (await store.load(FEED, "a")).fingerprint == PRINT
     finally:
         await store.close()
-
-
-async def test_adopt_moves_the_cursors_of_an_old_key_once(store: OffsetStore) -> None:
-    await store.commit(FEED, "a", "10", 10)
-    await store.commit(FEED, "b", "11", 11)
-    await store.commit("h.example", "b", "99", 99, PRINT)  # already under the new key
-    await store.commit("https://other", "a", "5", 5)
-    assert await store.adopt("h.example", FEED) == ["a"]
-    assert await store.adopt("h.example", FEED) == []
-    rows = [(row.feed, row.sink, row.sequence) for row in await store.list()]
-    assert rows == [("h.example", "a", 10), ("h.example", "b", 99), ("https://other", "a", 5)]
 
 
 def test_a_store_written_by_a_newer_version_is_refused(tmp_path: Path) -> None:
