@@ -19,7 +19,10 @@ from tests.chaos.storage import Tmpfs, Unsupported
 from tests.e2e.helpers import wait_for
 
 #: Healthy sinks must keep at least this share of their undisturbed rate during an outage.
-PACE = 0.8
+#: A route held back by another's outage falls to nearly 0 (what this guards against); the
+#: margin is for the CPU that other tests take from the healthy ones under `make test`
+#: (kafka at 0.70 of its rate was seen there, with nothing held back).
+PACE = 0.5
 #: An outage must bring its own sink below this share of its rate (else it tested nothing).
 HELD = 0.5
 #: Share of webhook requests answered only after the sink's timeout (in `combined`).
