@@ -67,8 +67,9 @@ class _Commands:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dicom-bridge",
-        description="Forward the DICOM change feed to Kafka, Service Bus, webhooks and files, "
-        "at least once, with one durable cursor per sink.",
+        description="Forward the DICOM change feed to Kafka, Service Bus, RabbitMQ, NATS "
+        "JetStream, Redis Streams, webhooks and files, at least once, with one durable cursor "
+        "per sink.",
     )
     global_options(parser, root=True)
     subcommands = _Commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
