@@ -186,6 +186,9 @@ class Cursor:
         # The cursor the next check reads the entry of: committed before the last check,
         # so before any reset that check did not see.
         self._anchor: _Committed | None = None
+        # One write at a time: a reset found while a commit is in flight waits for it, then
+        # puts the anchor back over it.
+        self._writing = asyncio.Lock()
 
     async def load(self) -> tuple[StoredOffset | None, Any]:
         """The stored cursor (None: none stored) and its position."""
@@ -241,12 +244,13 @@ class Cursor:
 
     async def commit(self, position: Any) -> None:
         """Store `position` with the fingerprint of the last entry at or before it."""
-        if self.frozen:
-            return
-        marks = self._marks
-        while marks and position is not None and marks[0][0] <= position:
-            self._fingerprint = marks.popleft()[1]
-        await self._store(position, self._fingerprint)
+        async with self._writing:
+            if self.frozen:
+                return
+            marks = self._marks
+            while marks and position is not None and marks[0][0] <= position:
+                self._fingerprint = marks.popleft()[1]
+            await self._store(position, self._fingerprint)
 
     async def watch(self) -> None:
         """Every VERIFY_INTERVAL: the store's file is still there and the feed still holds
@@ -281,8 +285,9 @@ class Cursor:
             )
             return False
         self.frozen = True
-        if cursor != self._committed:  # commits since may hold entries of the new feed
-            await self.store.commit(self.feed, self.sink, *cursor)
+        async with self._writing:  # after a commit in flight, which may hold new entries
+            if cursor != self._committed:  # commits since may hold entries of the new feed
+                await self.store.commit(self.feed, self.sink, *cursor)
         shown = fingerprint_of(found)
         now = "has no such entry" if shown is None else f"has {_describe(shown)}"
         raise FeedResetError(

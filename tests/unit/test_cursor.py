@@ -196,6 +196,50 @@ async def test_a_commit_made_while_a_check_reads_the_feed_is_not_taken_as_verifi
     assert (await store.load("dicom.test", "a")).sequence == 10
 
 
+class SlowStore(MemoryOffsetStore):
+    """A store whose commits of a sequence in `held` wait until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: set[int] = set()
+        self.writing, self.release = asyncio.Event(), asyncio.Event()
+
+    async def commit(self, feed, sink, position, sequence, fingerprint=None, epoch=None):
+        if sequence in self.held:
+            self.writing.set()
+            await self.release.wait()
+        await super().commit(feed, sink, position, sequence, fingerprint)
+
+
+async def test_a_reset_found_while_a_commit_is_in_flight_puts_the_anchor_back_over_it(
+    monkeypatch,
+) -> None:
+    """The route's commit of new-feed entries was on its way to the store when the check
+    found the reset: it must not land over the cursor the check puts back."""
+    monkeypatch.setattr("bridge.delivery.cursor.VERIFY_INTERVAL", 0.01)
+    feed = Feed(rows(range(1, 21)))
+    store = SlowStore()
+    cursor = cursor_for(store, feed)
+    cursor.note(page(feed.entries[:10]))
+    await cursor.commit(10)
+    watching = asyncio.create_task(cursor.watch())
+    while feed.requests < 1:  # the anchor, cursor 10, was checked
+        await asyncio.sleep(0.005)
+
+    feed.entries = rows(range(1, 41), seed="b")  # reset, and the new feed grew past 10
+    cursor.note(page(feed.entries[10:30]))
+    store.held.add(30)
+    committing = asyncio.create_task(cursor.commit(30))
+    await asyncio.wait_for(store.writing.wait(), 5)
+    while not cursor.frozen:  # the next check found the reset
+        await asyncio.sleep(0.005)
+    store.release.set()
+    await asyncio.wait_for(committing, 5)
+    with pytest.raises(FeedResetError, match="reset or restored"):
+        await asyncio.wait_for(watching, 5)
+    assert (await store.load("dicom.test", "a")).sequence == 10
+
+
 @pytest.mark.parametrize("version", ["v1", "v2"])
 async def test_a_cursor_stored_without_a_fingerprint_adopts_the_feeds_entry(
     version,
