@@ -97,6 +97,21 @@ def fingerprint(entry: dict) -> Fingerprint:
     return Fingerprint(entry["sequence"], entry["timestamp"], entry["sopInstanceUid"])
 
 
+async def reset_after_a_check(store) -> tuple[Cursor, asyncio.Task[None]]:
+    """A cursor committed at 10 and checked against the feed while running; then the feed is
+    reset and its new history (grown past 10) read up to 30, not yet committed."""
+    feed = Feed(rows(range(1, 21)))
+    cursor = cursor_for(store, feed)
+    cursor.note(page(feed.entries[:10]))
+    await cursor.commit(10)
+    watching = asyncio.create_task(cursor.watch())
+    while feed.requests < 1:  # the anchor, cursor 10, was checked
+        await asyncio.sleep(0.005)
+    feed.entries = rows(range(1, 41), seed="b")
+    cursor.note(page(feed.entries[10:30]))
+    return cursor, watching
+
+
 def test_entries_are_compared_by_instant_not_by_spelling() -> None:
     [served] = rows([7])
     stored = fingerprint(served)
@@ -144,17 +159,8 @@ async def test_a_reset_while_running_leaves_the_last_verified_cursor_stored(
     monkeypatch,
 ) -> None:
     monkeypatch.setattr("bridge.delivery.cursor.VERIFY_INTERVAL", 0.01)
-    feed = Feed(rows(range(1, 21)))
     store = MemoryOffsetStore()
-    cursor = cursor_for(store, feed)
-    cursor.note(page(feed.entries[:10]))
-    await cursor.commit(10)
-    watching = asyncio.create_task(cursor.watch())
-    while feed.requests < 1:  # the anchor, cursor 10, was checked
-        await asyncio.sleep(0.005)
-
-    feed.entries = rows(range(1, 41), seed="b")  # reset, and the new feed grew past 10
-    cursor.note(page(feed.entries[10:30]))
+    cursor, watching = await reset_after_a_check(store)
     await cursor.commit(30)  # entries of the new feed, read before the check
     with pytest.raises(FeedResetError, match="reset or restored"):
         await asyncio.wait_for(watching, 5)
@@ -217,17 +223,8 @@ async def test_a_reset_found_while_a_commit_is_in_flight_puts_the_anchor_back_ov
     """The route's commit of new-feed entries was on its way to the store when the check
     found the reset: it must not land over the cursor the check puts back."""
     monkeypatch.setattr("bridge.delivery.cursor.VERIFY_INTERVAL", 0.01)
-    feed = Feed(rows(range(1, 21)))
     store = SlowStore()
-    cursor = cursor_for(store, feed)
-    cursor.note(page(feed.entries[:10]))
-    await cursor.commit(10)
-    watching = asyncio.create_task(cursor.watch())
-    while feed.requests < 1:  # the anchor, cursor 10, was checked
-        await asyncio.sleep(0.005)
-
-    feed.entries = rows(range(1, 41), seed="b")  # reset, and the new feed grew past 10
-    cursor.note(page(feed.entries[10:30]))
+    cursor, watching = await reset_after_a_check(store)
     store.held.add(30)
     committing = asyncio.create_task(cursor.commit(30))
     await asyncio.wait_for(store.writing.wait(), 5)
