@@ -90,10 +90,9 @@ def run(args: argparse.Namespace) -> int:
         with state_lock(config, "run the demo"):
             code = run_async(main())
     if code == 0:
-        where = getattr(config.offsets, "path", config.offsets.type)
         print(
             "done: every sink is caught up. Run `make run` again: it resumes from the "
-            f"stored cursors ({where})."
+            f"stored cursors ({config.offsets.where})."
         )
     return code
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,6 +28,9 @@ from sinks import AnySinkConfig, SinkConfig
 class _OffsetStoreConfig(StrictModel):
     """Settings every offset store shares."""
 
+    #: Whether replicas on several hosts can share the store (what `ha:` needs).
+    shared: ClassVar[bool] = True
+
     commit_interval: Duration = Field(
         "1s",
         validate_default=True,
@@ -41,8 +44,14 @@ class _OffsetStoreConfig(StrictModel):
 class SqliteOffsetsConfig(_OffsetStoreConfig):
     """Cursors in an embedded sqlite file (WAL, fsync on each commit)."""
 
+    shared: ClassVar[bool] = False
+
     type: Literal["sqlite"] = Field("sqlite", description="Offset store type.")
     path: Path = Field(Path("state/offsets.db"), description="Database file (directories created).")
+
+    @property
+    def where(self) -> str:
+        return f"sqlite {self.path}"
 
 
 _KEYWORD_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
@@ -75,6 +84,10 @@ class PostgresOffsetsConfig(_OffsetStoreConfig):
     connect_timeout: Duration = Field(
         "10s", validate_default=True, gt=0, description="Time allowed to connect."
     )
+
+    @property
+    def where(self) -> str:
+        return f"postgres table {self.table}"  # the DSN may hold a password
 
     @field_validator("dsn")
     @classmethod
@@ -130,6 +143,10 @@ class AzureBlobOffsetsConfig(_OffsetStoreConfig, EntraCredential):
         description="Deadline of one request to the storage service; a request that fails or "
         "times out is retried with backoff (commits wait; nothing is lost).",
     )
+
+    @property
+    def where(self) -> str:
+        return f"azure_blob container {self.container}"
 
     @field_validator("container")
     @classmethod
@@ -330,7 +347,7 @@ class BridgeConfig(StrictModel):
 
     @model_validator(mode="after")
     def _shared_store_for_ha(self) -> BridgeConfig:
-        if self.ha is not None and self.offsets.type == "sqlite":
+        if self.ha is not None and not self.offsets.shared:
             raise error_at(
                 "ha",
                 message="needs a shared offset store (offsets.type: postgres or azure_blob); "

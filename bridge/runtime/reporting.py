@@ -39,13 +39,11 @@ log = logging.getLogger("bridge.run")
 def log_start(config: BridgeConfig, stored: Mapping[str, StoredOffset | None]) -> None:
     """The start summary: the feed, its API version, the offset store, and each route with
     its sink type and where it starts (`stored`: the cursors as loaded, by route)."""
-    offsets = config.offsets
     log.info(
-        "starting: feed %s (api %s), offsets %s %s, %d route%s",
+        "starting: feed %s (api %s), offsets %s, %d route%s",
         scrub(config.feed.url),
         config.feed.api_version,
-        offsets.type,
-        getattr(offsets, "path", "") or getattr(offsets, "table", ""),
+        config.offsets.where,
         len(config.sinks),
         "" if len(config.sinks) == 1 else "s",
         extra={"event": "start", "api_version": config.feed.api_version},
